@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** The `crdkit` command. */
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { call } from './call.js';
+import { serve } from './serve.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be 0 to 65535');
+  return n;
+}
+
+function fail(err: unknown): never {
+  const e = err as Error & { code?: string };
+  const prefix = err instanceof ConfigError ? 'configuration error: ' : '';
+  process.stderr.write(`crdkit: ${prefix}${e.message}\n`);
+  process.exit(err instanceof ConfigError || e.code === 'RULES_INVALID' ? 78 : 1);
+}
+
+const program = new Command()
+  .name('crdkit')
+  .description('Da Vinci Coverage Requirements Discovery (CRD) over CDS Hooks')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('start the payer CRD server over HTTPS (a working demo when no --config is given)')
+  .option('-c, --config <file>', 'JSON configuration file (see README "Configuration")')
+  .option('-p, --port <n>', 'listen on this port (overrides listen.port)', port)
+  .action(async (opts: { config?: string; port?: number }) => {
+    await serve(opts).catch(fail);
+  });
+
+program
+  .command('call')
+  .description('send one hook request to a CRD service with a signed CDS Hooks JWT')
+  .argument('<serviceUrl>', 'the service URL, e.g. https://localhost:8443/cds-services/order-sign-crd')
+  .argument('<requestFile>', 'a JSON hook request (its hookInstance is replaced by a fresh one)')
+  .requiredOption('-k, --key <file>', "the client's private JWK (ES384 or RS384)")
+  .requiredOption('-i, --iss <issuer>', "the client's issuer, as registered with the server")
+  .option('--ca <file>', "PEM certificate to trust for the server (e.g. the demo's server-cert.pem)")
+  .option('--jku <url>', 'send this JWK Set URL in the JWT header')
+  .action(async (serviceUrl: string, requestFile: string, opts: { key: string; iss: string; ca?: string; jku?: string }) => {
+    try {
+      const result = await call(serviceUrl, requestFile, opts);
+      process.stderr.write(`HTTP ${result.status}\n`);
+      let out = result.body;
+      try {
+        out = JSON.stringify(JSON.parse(result.body), null, 2);
+      } catch {
+        // not JSON: print as received
+      }
+      process.stdout.write(`${out}\n`);
+      process.exitCode = result.status >= 200 && result.status < 300 ? 0 : 1;
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+await program.parseAsync(process.argv);

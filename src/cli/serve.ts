@@ -1,0 +1,72 @@
+/** `crdkit serve`: load configuration and rules, open storage, start the HTTPS server. */
+import { join, relative } from 'node:path';
+import { SqliteReplayStore } from '../auth/replay.js';
+import { demoConfig, DEMO_ISSUER, PACKAGE_ROOT } from '../config/demo.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger } from '../log.js';
+import { loadRules } from '../rules/index.js';
+import { buildServer } from '../server/app.js';
+import { openSqlite } from '../store/sqlite.js';
+
+export interface ServeOptions {
+  config?: string;
+  port?: number;
+}
+
+const say = (line = '') => process.stderr.write(`${line}\n`);
+
+/** Starts the server and resolves once it listens; stops cleanly on SIGINT and SIGTERM. */
+export async function serve(options: ServeOptions): Promise<void> {
+  let config: Config;
+  let demo: Awaited<ReturnType<typeof demoConfig>> | undefined;
+  if (options.config) {
+    config = loadConfig(options.config);
+    if (options.port !== undefined) config.listen.port = options.port;
+  } else {
+    say('crdkit: no --config given; preparing the demo configuration…');
+    demo = await demoConfig(undefined, options.port);
+    config = demo.config;
+    if (demo.created) say(`crdkit: generated demo credentials in ${demo.files.folder}`);
+  }
+  const logger = createLogger(config.log.level);
+  const rules = loadRules(config.rules);
+  const db = openSqlite(join(config.dataDir, 'crdkit.db'));
+  const replay = new SqliteReplayStore(db);
+  const app = await buildServer({ config, logger, rules, replay });
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${config.listen.host}:${config.listen.port}`;
+    throw new Error(code === 'EADDRINUSE' ? `port in use: ${where} (try --port)`
+      : `cannot listen on ${where}: ${code ?? (err as Error).message}`);
+  }
+  const clients = config.clients.map((c) => c.name ? `${c.name} (${c.iss})` : c.iss).join(', ');
+  say(`crdkit: CRD server listening at ${config.baseUrl}/cds-services`);
+  say(`crdkit: trusted clients: ${clients}`);
+  say(`crdkit: payers: ${rules.payers.map((p) => p.name).join(', ')} (rules: ${config.rules})`);
+  if (demo) {
+    const rel = (p: string) => relative(process.cwd(), p) || '.';
+    logger.warn('running with DEMO credentials and a self-signed certificate: not for real data');
+    say('');
+    say('  WARNING: demo credentials and a self-signed development certificate.');
+    say('  Do not use this configuration with real patient data.');
+    say('');
+    say('  Try it:');
+    say(`    npx crdkit call ${config.baseUrl}/cds-services/order-sign-crd \\`);
+    say(`      ${rel(join(PACKAGE_ROOT, 'examples', 'order-sign-oxygen.json'))} \\`);
+    say(`      --key ${rel(demo.files.clientPrivateKey)} --iss ${DEMO_ISSUER} \\`);
+    say(`      --ca ${rel(demo.files.cert)}`);
+    say('');
+  }
+  const stop = async (signal: string) => {
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    await app.close();
+    replay.close?.();
+    db.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}

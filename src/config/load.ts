@@ -1,0 +1,120 @@
+/** Loading and checking the configuration file: errors name the key, start-up stops. */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
+import { ConfigSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
+
+/** A configuration problem; `key` is the path of the offending key, e.g. `clients[0].jwksUri`. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'ERR_CONFIG';
+
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(key ? `${key}: ${message}` : message);
+  }
+}
+
+/** `/clients/0/jwksUri` → `clients[0].jwksUri`. */
+function keyPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .filter(Boolean)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+/** Checks a parsed config object against the schema and the cross-key rules. */
+export function checkConfig(raw: unknown): ConfigFile {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError('', 'the configuration must be a JSON object');
+  }
+  const first = Value.Errors(ConfigSchema, raw).First();
+  if (first) {
+    const path = keyPath(first.path) || '(root)';
+    if (first.type === ValueErrorType.ObjectAdditionalProperties) {
+      throw new ConfigError(path, 'unknown key');
+    }
+    if (first.type === ValueErrorType.ObjectRequiredProperty) {
+      throw new ConfigError(path, 'required key is missing');
+    }
+    throw new ConfigError(path, lowerFirst(first.message));
+  }
+  const config = raw as ConfigFile;
+  config.clients.forEach((client, i) => {
+    if (!client.jwks === !client.jwksUri) {
+      throw new ConfigError(`clients[${i}]`, 'give exactly one of "jwks" or "jwksUri"');
+    }
+  });
+  const issuers = new Set<string>();
+  config.clients.forEach((client, i) => {
+    if (issuers.has(client.iss)) throw new ConfigError(`clients[${i}].iss`, 'duplicate issuer');
+    issuers.add(client.iss);
+  });
+  const base = new URL(config.baseUrl);
+  if (base.search || base.hash) {
+    throw new ConfigError('baseUrl', 'must have no query string or fragment');
+  }
+  return config;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/** Applies defaults and resolves file paths relative to the config file's folder. */
+export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): Config {
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const mustExist = (key: string, p: string) => {
+    if (!existsSync(p)) throw new ConfigError(key, `file not found: ${p}`);
+    return p;
+  };
+  return {
+    baseUrl: file.baseUrl.replace(/\/+$/, ''),
+    listen: { host: file.listen?.host ?? DEFAULTS.host, port: file.listen?.port ?? DEFAULTS.port },
+    tls: {
+      cert: mustExist('tls.cert', at(file.tls.cert)),
+      key: mustExist('tls.key', at(file.tls.key)),
+      ...(file.tls.ca ? { ca: mustExist('tls.ca', at(file.tls.ca)) } : {}),
+      requestCert: file.tls.requestCert ?? false,
+    },
+    clients: file.clients.map((c) => ({
+      ...c,
+      fhirServers: (c.fhirServers ?? []).map((u) => new URL(u).origin),
+    })),
+    rules: mustExist('rules', at(file.rules)),
+    dataDir: at(file.dataDir ?? DEFAULTS.dataDir),
+    auth: {
+      clockSkewSeconds: file.auth?.clockSkewSeconds ?? DEFAULTS.clockSkewSeconds,
+      maxLifetimeSeconds: file.auth?.maxLifetimeSeconds ?? DEFAULTS.maxLifetimeSeconds,
+      discoveryRequiresAuth: file.auth?.discoveryRequiresAuth ?? true,
+    },
+    fhir: {
+      ...(file.fhir?.ca ? { ca: mustExist('fhir.ca', at(file.fhir.ca)) } : {}),
+      timeoutMs: file.fhir?.timeoutMs ?? DEFAULTS.fhirTimeoutMs,
+      maxResponseBytes: file.fhir?.maxResponseBytes ?? DEFAULTS.fhirMaxResponseBytes,
+    },
+    limits: { bodyBytes: file.limits?.bodyBytes ?? DEFAULTS.bodyBytes },
+    log: { level: file.log?.level ?? 'info' },
+    demo,
+  };
+}
+
+/** Reads, parses, checks and resolves a configuration file. */
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError('', `cannot read the configuration file ${path}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('', `${path} is not valid JSON (${(err as Error).message})`);
+  }
+  return resolveConfig(checkConfig(raw), dirname(resolve(path)));
+}

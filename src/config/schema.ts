@@ -1,0 +1,119 @@
+/**
+ * The configuration file's schema. Every key is documented in README.md ("Configuration"); an
+ * unknown or invalid key stops start-up with a message naming it (see `load.ts`).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const HttpsUrl = Type.String({ pattern: '^https://[^\\s]+$', description: 'an https URL' });
+
+const Jwk = Type.Object({ kty: Type.String() }, { additionalProperties: true });
+
+export const ClientSchema = Type.Object(
+  {
+    iss: Type.String({ minLength: 1 }),
+    name: Type.Optional(Type.String()),
+    jwks: Type.Optional(Type.Object({ keys: Type.Array(Jwk, { minItems: 1 }) })),
+    jwksUri: Type.Optional(HttpsUrl),
+    fhirServers: Type.Optional(Type.Array(HttpsUrl)),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    baseUrl: HttpsUrl,
+    listen: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Type.String({ minLength: 1 })),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    tls: Type.Object(
+      {
+        cert: Type.String({ minLength: 1 }),
+        key: Type.String({ minLength: 1 }),
+        ca: Type.Optional(Type.String({ minLength: 1 })),
+        requestCert: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false },
+    ),
+    clients: Type.Array(ClientSchema, { minItems: 1 }),
+    rules: Type.String({ minLength: 1 }),
+    dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          clockSkewSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
+          maxLifetimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          discoveryRequiresAuth: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    fhir: Type.Optional(
+      Type.Object(
+        {
+          ca: Type.Optional(Type.String({ minLength: 1 })),
+          timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 30000 })),
+          maxResponseBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    limits: Type.Optional(
+      Type.Object(
+        { bodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 67108864 })) },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            Type.Union(
+              ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) =>
+                Type.Literal(l),
+              ),
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigSchema>;
+export type ClientEntry = Static<typeof ClientSchema>;
+
+/** The configuration after defaults are applied and paths resolved. */
+export interface Config {
+  baseUrl: string;
+  listen: { host: string; port: number };
+  tls: { cert: string; key: string; ca?: string; requestCert: boolean };
+  clients: ClientEntry[];
+  rules: string;
+  dataDir: string;
+  auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
+  fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
+  limits: { bodyBytes: number };
+  log: { level: string };
+  /** True when running on generated demo credentials (`crdkit serve` without `--config`). */
+  demo: boolean;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8443,
+  clockSkewSeconds: 60,
+  maxLifetimeSeconds: 300,
+  fhirTimeoutMs: 3000,
+  fhirMaxResponseBytes: 4 * 1024 * 1024,
+  bodyBytes: 1024 * 1024,
+  dataDir: '.crdkit',
+} as const;

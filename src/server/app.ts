@@ -1,0 +1,112 @@
+/**
+ * The payer's CRD server: Fastify over HTTPS with the routes of CDS Hooks. Each route is a short
+ * pipeline (DESIGN.md): authenticate → route → validate → gather → decide → respond.
+ */
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { serverTlsOptions } from '../tls/options.js';
+import { createVerifier, type Verifier } from '../auth/verify.js';
+import type { ReplayStore } from '../auth/replay.js';
+import { CdsError } from '../cds/outcome.js';
+import { discoveryDocument } from '../crd/discovery.js';
+import { hookForService } from '../crd/hooks.js';
+import type { RulesFile } from '../rules/index.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+import { handleHookCall, type HookCallDeps } from './hook-call.js';
+
+export interface ServerDeps {
+  config: Config;
+  logger: Logger;
+  rules: RulesFile;
+  replay: ReplayStore;
+  /** The clock (epoch ms); tests freeze it. */
+  now?: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    client?: import('../auth/verify.js').VerifiedClient;
+  }
+}
+
+const SERVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the server (not yet listening). */
+export async function buildServer(deps: ServerDeps) {
+  const { config } = deps;
+  const app = Fastify({
+    https: serverTlsOptions(config.tls),
+    loggerInstance: deps.logger,
+    bodyLimit: config.limits.bodyBytes,
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    requestTimeout: 30_000,
+    maxParamLength: 100,
+    return503OnClosing: true,
+    disableRequestLogging: false,
+    // The Host header is never trusted for anything (JWT aud is built from baseUrl).
+    trustProxy: false,
+  });
+  const verifier: Verifier = createVerifier({
+    clients: config.clients,
+    replay: deps.replay,
+    clockSkewSeconds: config.auth.clockSkewSeconds,
+    maxLifetimeSeconds: config.auth.maxLifetimeSeconds,
+    ...(deps.now ? { now: () => Math.floor(deps.now!() / 1000) } : {}),
+  });
+  const base = config.baseUrl;
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.removeAllContentTypeParsers();
+  // Only JSON is accepted; anything else is a 415 before the body is read.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON', 'structure', '(body)'), undefined);
+    }
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.headers(SECURITY_HEADERS);
+    return payload;
+  });
+
+  const authenticate = (audience: string) => async (req: import('fastify').FastifyRequest) => {
+    req.client = await verifier.verify(req.headers.authorization, audience);
+  };
+
+  const discovery = discoveryDocument(deps.rules.payers.map((p: { name: string }) => p.name).join(', '));
+  app.get('/cds-services', {
+    onRequest: config.auth.discoveryRequiresAuth ? authenticate(`${base}/cds-services`) : [],
+  }, async () => discovery);
+
+  const hookDeps: HookCallDeps = { config, rules: deps.rules, now: deps.now ?? Date.now };
+  app.post<{ Params: { id: string } }>('/cds-services/:id', {
+    onRequest: async (req) => {
+      const { id } = req.params as { id: string };
+      // Names that could not be a service id are never turned into an audience.
+      if (!SERVICE_ID.test(id)) throw new CdsError(404, 'ERR_NOT_FOUND', 'no such service', 'not-found');
+      await authenticate(`${base}/cds-services/${id}`)(req);
+      if (!hookForService(id)) {
+        throw new CdsError(404, 'ERR_SERVICE_UNKNOWN', 'no such service', 'not-found', 'hook');
+      }
+    },
+  }, async (req, reply) => {
+    const def = hookForService(req.params.id)!;
+    const result = await handleHookCall(hookDeps, def, req.client!, req.body, req.log);
+    return reply.status(200).type('application/json').send(result);
+  });
+
+  const methodNotAllowed = (allow: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
+    reply.status(405).header('allow', allow).type('application/fhir+json')
+      .send(new CdsError(405, 'ERR_METHOD', `method not allowed; use ${allow}`, 'not-supported').toOutcome());
+  app.route({ method: ['POST', 'PUT', 'DELETE', 'PATCH'], url: '/cds-services', handler: methodNotAllowed('GET') });
+  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: '/cds-services/:id', handler: methodNotAllowed('POST') });
+  return app;
+}
+
+/** The server type returned by {@link buildServer}. */
+export type CrdServer = Awaited<ReturnType<typeof buildServer>>;

@@ -1,0 +1,59 @@
+/**
+ * One hook call after authentication: validate → gather → decide → respond. Nothing received
+ * is kept once the response is built (sec-5, sec-6): the request lives only in this call's scope.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/schema.js';
+import type { VerifiedClient } from '../auth/verify.js';
+import { checkHookRequest } from '../cds/request.js';
+import { checkRequestedVersion, readConfiguration } from '../crd/configuration.js';
+import type { HookDefinition } from '../crd/hooks.js';
+import { allowedFhirServer, FhirClient } from '../fhir/client.js';
+import { gather } from '../fhir/gather.js';
+import type { RulesFile } from '../rules/index.js';
+import { resolveCoverage } from './coverage.js';
+import { respond, type HookResponse } from './respond.js';
+
+export interface HookCallDeps {
+  config: Config;
+  rules: RulesFile;
+  now: () => number;
+}
+
+/** Handles one validated, authenticated hook call and returns the CDS Hooks response body. */
+export async function handleHookCall(
+  deps: HookCallDeps,
+  def: HookDefinition,
+  caller: VerifiedClient,
+  body: unknown,
+  log: FastifyBaseLogger,
+): Promise<HookResponse> {
+  const req = checkHookRequest(def, body);
+  checkRequestedVersion(req.extension['davinci-crd.requestedVersion']);
+  const configuration = readConfiguration(def, req.extension['davinci-crd.configuration']);
+
+  // found-5 and the SSRF guard: only an https fhirServer registered for this client is queried.
+  const fhirBase = allowedFhirServer(req.fhirServer, caller.client.fhirServers ?? []);
+  const client = fhirBase && req.fhirAuthorization
+    ? new FhirClient(fhirBase, req.fhirAuthorization.access_token, {
+        timeoutMs: deps.config.fhir.timeoutMs,
+        maxResponseBytes: deps.config.fhir.maxResponseBytes,
+        ...(deps.config.fhir.ca ? { ca: deps.config.fhir.ca } : {}),
+      })
+    : undefined;
+  const gathered = await gather(def, req, client, deps.config.fhir.timeoutMs);
+  const today = new Date(deps.now()).toISOString().slice(0, 10);
+  const coverage = resolveCoverage(deps.rules, gathered, today);
+  const response = respond({ def, req, gathered, coverage, configuration, rules: deps.rules, today });
+  log.info({
+    hook: def.hook,
+    client: caller.client.name ?? caller.iss,
+    fhirQueried: client !== undefined,
+    payer: coverage.payer.id,
+    orders: gathered.orders.length,
+    cards: response.cards.length,
+    systemActions: response.systemActions?.length ?? 0,
+    failures: gathered.failures,
+  }, 'hook answered');
+  return response;
+}

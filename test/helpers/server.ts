@@ -1,0 +1,113 @@
+/**
+ * Starts a real crdkit server on loopback for a test: certificates and the client's key pair are
+ * generated at test time, logs are captured line by line for the no-secrets checks.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createServer, type AddressInfo } from 'node:net';
+import type { JWK } from 'jose';
+import { generateClientKeyPair, signCdsJwt } from '../../src/auth/sign.js';
+import { MemoryReplayStore } from '../../src/auth/replay.js';
+import { PACKAGE_ROOT } from '../../src/config/demo.js';
+import { resolveConfig } from '../../src/config/load.js';
+import type { ConfigFile } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import { loadRules } from '../../src/rules/index.js';
+import { buildServer, type CrdServer } from '../../src/server/app.js';
+import { selfSignedCertificate } from '../../src/tls/certs.js';
+import { send, type TestResponse } from './https.js';
+
+/** A free loopback port (bound once and released). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+export const TEST_ISS = 'https://ehr.test/cds-client';
+
+export interface TestServer {
+  app: CrdServer;
+  /** `https://localhost:<port>`: the configured baseUrl, what JWT `aud` is built from. */
+  base: string;
+  ca: string;
+  privateJwk: JWK;
+  logs: string[];
+  /** A signed JWT for `path` (e.g. `/cds-services/order-sign-crd`). */
+  token(path: string, over?: { iss?: string; aud?: string }): Promise<string>;
+  /** POSTs a hook request with a fresh valid JWT. */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<TestResponse>;
+  get(path: string, headers?: Record<string, string>): Promise<TestResponse>;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  fhirServers?: string[];
+  fhirCa?: string;
+  fhirTimeoutMs?: number;
+  bodyBytes?: number;
+  rules?: string;
+  now?: () => number;
+}
+
+/** Starts a server with one trusted client (inline JWKS) and the sample rules. */
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'crdkit-test-'));
+  const pem = await selfSignedCertificate('localhost');
+  writeFileSync(join(dir, 'cert.pem'), pem.cert);
+  writeFileSync(join(dir, 'key.pem'), pem.key, { mode: 0o600 });
+  if (opts.fhirCa) writeFileSync(join(dir, 'fhir-ca.pem'), opts.fhirCa);
+  const pair = await generateClientKeyPair('ES384');
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  // Port 0 first, then the real base URL: aud is checked against the configured baseUrl.
+  const file = (port: number): ConfigFile => ({
+    baseUrl: `https://localhost:${port}`,
+    listen: { host: '127.0.0.1', port },
+    tls: { cert: 'cert.pem', key: 'key.pem' },
+    clients: [{ iss: TEST_ISS, name: 'test EHR', jwks: { keys: [pair.publicJwk as { kty: string }] },
+      fhirServers: opts.fhirServers ?? [] }],
+    rules: opts.rules ?? join(PACKAGE_ROOT, 'rules', 'sample-rules.yaml'),
+    dataDir: dir,
+    ...(opts.fhirCa ? { fhir: { ca: 'fhir-ca.pem', timeoutMs: opts.fhirTimeoutMs ?? 2000 } } : {}),
+    ...(opts.bodyBytes ? { limits: { bodyBytes: opts.bodyBytes } } : {}),
+    log: { level: 'info' },
+  });
+  const rules = loadRules(file(0).rules);
+  const port = await freePort();
+  const config = resolveConfig(file(port), dir);
+  const app = await buildServer({
+    config, logger: createLogger('info', sink), rules, replay: new MemoryReplayStore(),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  await app.listen({ host: '127.0.0.1', port });
+  const base = `https://localhost:${port}`;
+  const token = (path: string, over: { iss?: string; aud?: string } = {}) =>
+    signCdsJwt({ privateJwk: pair.privateJwk, iss: over.iss ?? TEST_ISS, aud: over.aud ?? `${base}${path}` });
+  return {
+    app, base, ca: pem.cert, privateJwk: pair.privateJwk, logs, token,
+    async post(path, body, headers = {}) {
+      return send(`${base}${path}`, {
+        method: 'POST', ca: pem.cert, body: typeof body === 'string' ? body : JSON.stringify(body),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await token(path)}`, ...headers },
+      });
+    },
+    async get(path, headers = {}) {
+      return send(`${base}${path}`, {
+        ca: pem.cert, headers: { authorization: `Bearer ${await token(path)}`, ...headers },
+      });
+    },
+    close: async () => {
+      await app.close();
+    },
+  };
+}
