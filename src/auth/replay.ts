@@ -1,0 +1,143 @@
+/**
+ * The `jti` replay stores (CDS Hooks: "jti ... a nonce to protect against replay"). Only a
+ * SHA-256 of (iss, jti) is kept, never the raw values, and only until the token expires.
+ */
+import { createHash } from 'node:crypto';
+import { ReplayCapacityError } from './errors.js';
+import { migrate, openSqlite, type Database } from '../store/sqlite.js';
+
+/** Remembers spent (iss, jti) pairs until their token can no longer be accepted. */
+export interface ReplayStore {
+  /**
+   * Records (iss, jti) as used until `expiresAtSeconds` (epoch seconds). Returns true the
+   * first time, false when the pair was already spent and has not expired yet.
+   */
+  spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean>;
+  /** Releases resources (timers, connections). */
+  close?(): Promise<void> | void;
+}
+
+/** Options shared by the replay stores. */
+export interface ReplayStoreOptions {
+  /** The clock in epoch seconds (tests freeze it). */
+  now?: () => number;
+  /** Purge expired entries after this many inserts (default 256). */
+  purgeEvery?: number;
+}
+
+/** Options of {@link MemoryReplayStore}. */
+export interface MemoryReplayStoreOptions extends ReplayStoreOptions {
+  /** The most unexpired entries held (default 100 000); beyond it `spend` throws. */
+  maxEntries?: number;
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** The stored key: SHA-256 over an unambiguous encoding of the pair. */
+export function replayKey(iss: string, jti: string): Buffer {
+  return createHash('sha256').update(JSON.stringify([iss, jti])).digest();
+}
+
+/**
+ * A bounded in-process replay store (one process only). When full of unexpired entries it
+ * throws {@link ReplayCapacityError} (503) instead of evicting, which would allow a replay.
+ */
+export class MemoryReplayStore implements ReplayStore {
+  private readonly entries = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly maxEntries: number;
+  private readonly purgeEvery: number;
+  private inserts = 0;
+
+  constructor(opts: MemoryReplayStoreOptions = {}) {
+    this.now = opts.now ?? nowSeconds;
+    this.maxEntries = opts.maxEntries ?? 100_000;
+    this.purgeEvery = opts.purgeEvery ?? 256;
+  }
+
+  /** The number of entries currently held (expired ones included until purged). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
+    const key = replayKey(iss, jti).toString('base64');
+    const now = this.now();
+    const seen = this.entries.get(key);
+    if (seen !== undefined && seen >= now) return false;
+    if (seen === undefined) {
+      this.inserts += 1;
+      if (this.inserts % this.purgeEvery === 0 || this.entries.size >= this.maxEntries) {
+        this.purge(now);
+      }
+      if (this.entries.size >= this.maxEntries) throw new ReplayCapacityError();
+    }
+    this.entries.set(key, expiresAtSeconds);
+    return true;
+  }
+
+  /** Drops every entry that expired before `now` (epoch seconds). */
+  purge(now: number = this.now()): void {
+    for (const [key, exp] of this.entries) if (exp < now) this.entries.delete(key);
+  }
+
+  close(): void {
+    this.entries.clear();
+  }
+}
+
+type Statement = ReturnType<Database['prepare']>;
+
+const REPLAY_MIGRATIONS = [
+  `CREATE TABLE auth_replay (
+    h BLOB PRIMARY KEY,
+    exp INTEGER NOT NULL
+  ) WITHOUT ROWID`,
+  'CREATE INDEX auth_replay_exp ON auth_replay (exp)',
+];
+
+/**
+ * A replay store in SQLite, shared by every process that opens the same file. `db` is either
+ * an open connection (left open by `close`) or a path opened with {@link openSqlite}.
+ */
+export class SqliteReplayStore implements ReplayStore {
+  private readonly db: Database;
+  private readonly owned: boolean;
+  private readonly now: () => number;
+  private readonly purgeEvery: number;
+  private readonly upsert: Statement;
+  private readonly purgeStmt: Statement;
+  private inserts = 0;
+
+  constructor(db: Database | string, opts: ReplayStoreOptions = {}) {
+    this.owned = typeof db === 'string';
+    this.db = typeof db === 'string' ? openSqlite(db) : db;
+    this.now = opts.now ?? nowSeconds;
+    this.purgeEvery = opts.purgeEvery ?? 256;
+    migrate(this.db, 'auth-replay', REPLAY_MIGRATIONS);
+    // One atomic statement: inserts a new pair, or takes over an expired one; a live
+    // duplicate changes nothing, so `changes === 0` means replay, even across processes.
+    this.upsert = this.db.prepare(`INSERT INTO auth_replay (h, exp) VALUES (@h, @exp)
+      ON CONFLICT (h) DO UPDATE SET exp = excluded.exp WHERE auth_replay.exp < @now`);
+    this.purgeStmt = this.db.prepare('DELETE FROM auth_replay WHERE exp < ?');
+  }
+
+  async spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
+    const now = this.now();
+    const h = replayKey(iss, jti);
+    const exp = Math.ceil(expiresAtSeconds);
+    const { changes } = this.upsert.run({ h, exp, now });
+    this.inserts += 1;
+    if (this.inserts % this.purgeEvery === 0) this.purgeStmt.run(now);
+    return changes > 0;
+  }
+
+  /** Deletes every row that expired before `now` (epoch seconds). */
+  purge(now: number = this.now()): void {
+    this.purgeStmt.run(now);
+  }
+
+  close(): void {
+    if (this.owned && this.db.open) this.db.close();
+  }
+}
