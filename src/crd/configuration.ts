@@ -19,17 +19,32 @@ export interface ConfigurationOption {
 }
 
 const CARD_TYPE_NAMES: Record<string, [string, string]> = {
-  'coverage-info': [
-    'Coverage Information',
-    'Coverage, prior authorization and documentation requirements as a system action',
-  ],
-  'clinical-reminder': ['Clinical Reminders', 'Instructions about documentation and next steps'],
+  'coverage-info': ['Coverage Information',
+    'Coverage, prior authorization and documentation requirements'],
+  'clinical-reminder': ['Clinical Reminders', 'Reminders about documentation and next steps'],
   guideline: ['Guidelines', 'Links to the payer policy or guideline that applies'],
+  network: ['Network', 'Provider network requirements and alternatives'],
+  insurance: ['Insurance Updates', "Updates to the patient's coverage records"],
+  limits: ['Limits', 'Quantity, frequency and duration limits'],
+  'appropriate-use': ['Appropriate Use', 'Appropriate use criteria that apply'],
+  cost: ['Cost', 'Expected patient cost'],
+  claim: ['Claim', 'Information for the claim'],
+  'therapy-alternatives-opt': ['Optional Alternatives', 'Alternative therapies to consider'],
+  'therapy-alternatives-req': ['Required Alternatives', 'Alternatives the plan requires first'],
+  'duplicate-therapy': ['Duplicate Therapy', 'Possible duplicate therapy'],
+  contraindication: ['Contraindications', 'Possible contraindications'],
+  'off-guideline': ['Off Guideline', 'Orders outside the payer guideline'],
 };
 
-/** The options a service advertises: one boolean per card type (dev-5) plus `max-cards`. */
-export function configurationOptions(hook: HookDefinition): ConfigurationOption[] {
-  const options: ConfigurationOption[] = hook.cardTypes.map((code) => {
+/**
+ * The options a service advertises: one boolean per card type it can return (dev-5) plus
+ * `max-cards`. `cardTypes` defaults to the hook's own.
+ */
+export function configurationOptions(
+  hook: HookDefinition,
+  cardTypes: readonly string[] = hook.cardTypes,
+): ConfigurationOption[] {
+  const options: ConfigurationOption[] = cardTypes.map((code) => {
     const [name, description] = CARD_TYPE_NAMES[code] ?? [code, `Cards of type ${code}`];
     return { code, type: 'boolean', name, description, default: true };
   });
@@ -53,8 +68,12 @@ export interface CallConfiguration {
  * Reads `davinci-crd.configuration`: supported keys are obeyed (dev-14), unknown keys ignored
  * (dev-17), nothing is required (dev-15). A supported key with the wrong JSON type is a 400.
  */
-export function readConfiguration(hook: HookDefinition, raw: unknown): CallConfiguration {
-  const options = new Map(configurationOptions(hook).map((o) => [o.code, o]));
+export function readConfiguration(
+  hook: HookDefinition,
+  raw: unknown,
+  cardTypes: readonly string[] = hook.cardTypes,
+): CallConfiguration {
+  const options = new Map(configurationOptions(hook, cardTypes).map((o) => [o.code, o]));
   const values = new Map<string, boolean | number>();
   if (raw !== undefined) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {

@@ -41,7 +41,10 @@ export interface HookDefinition {
   /** Older context names still accepted (CRD 2.0.1 / Inferno: order-dispatch `order`, `task`). */
   aliases?: Record<string, string>;
   prefetch: Record<string, string>;
-  /** Card types (cdshooks-card-type codes) this service can return. */
+  /**
+   * Card types (cdshooks-card-type codes) the service returns by itself; the server adds the
+   * topics of the payer's rules for this hook (see `server/card-types.ts`).
+   */
   cardTypes: string[];
 }
 
@@ -58,7 +61,7 @@ const encounterId = (required: boolean): ContextField => ({
   kind: 'id',
   required,
 });
-const ORDER_CARDS = ['coverage-info', 'clinical-reminder', 'guideline'];
+const ORDER_CARDS = ['coverage-info'];
 
 /** Every hook crdkit serves, keyed by hook name. */
 export const HOOKS: Record<HookName, HookDefinition> = {
@@ -133,7 +136,7 @@ export const HOOKS: Record<HookName, HookDefinition> = {
     primary: false,
     context: [userId(), patientId, encounterId(true)],
     prefetch: ENCOUNTER_PREFETCH,
-    cardTypes: ['clinical-reminder', 'guideline'],
+    cardTypes: [],
   },
   'encounter-discharge': {
     hook: 'encounter-discharge',
@@ -143,7 +146,7 @@ export const HOOKS: Record<HookName, HookDefinition> = {
     primary: false,
     context: [userId(), patientId, encounterId(true)],
     prefetch: ENCOUNTER_PREFETCH,
-    cardTypes: ['clinical-reminder', 'guideline'],
+    cardTypes: [],
   },
 };
 

@@ -26,6 +26,8 @@ export interface Gathered {
   missing: string[];
   /** Technical failures by error code, e.g. `ERR_FHIR_TIMEOUT` (resp-43). */
   failures: string[];
+  /** Reads one more `Type/id` under the same client and deadline (known ones are not re-read). */
+  read(ref: string): Promise<Lookup<Resource>>;
 }
 
 const isResource = (v: unknown): v is Resource =>
@@ -83,6 +85,10 @@ function ordersInScope(def: HookDefinition, req: HookRequest, index: Map<string,
   }
 }
 
+/** Resource types read to learn what is ordered (rules match on their codes). */
+const RELATED_TYPES = new Set(['Medication', 'Device', 'ServiceRequest', 'DeviceRequest',
+  'MedicationRequest']);
+
 /** References the rules need to know what is ordered: Medication, Device, based-on requests. */
 function relatedReferences(orders: Resource[]): string[] {
   const refs: Array<string | undefined> = [];
@@ -90,7 +96,9 @@ function relatedReferences(orders: Resource[]): string[] {
     refs.push(o.medicationReference?.reference, o.codeReference?.reference);
     for (const b of o.basedOn ?? []) refs.push(b.reference);
   }
-  return [...new Set(refs.map((r) => localReference(r)).filter((r): r is string => !!r))];
+  const local = refs.map((r) => localReference(r))
+    .filter((r): r is string => !!r && RELATED_TYPES.has(r.split('/')[0]!));
+  return [...new Set(local)];
 }
 
 /** Gathers what one call needs. `client` is undefined when `fhirServer` may not be contacted. */
@@ -162,13 +170,8 @@ export async function gather(
     ...scope.orders,
     ...extraOrders.flatMap((l) => (l.status === 'found' ? [l.value] : [])),
   ];
-  const related = relatedReferences(orders);
-  const payors = coverages.status === 'found'
-    ? coverages.value.flatMap((c) => c.payor ?? []).map((p) => localReference(p.reference))
-      .filter((r): r is string => !!r && r.startsWith('Organization/'))
-    : [];
-  await Promise.all([...new Set([...related, ...payors])].map(read));
-  return { patient, coverages, orders, resources, missing, failures };
+  await Promise.all(relatedReferences(orders).map(read));
+  return { patient, coverages, orders, resources, missing, failures, read };
 }
 
 /** Whether a Coverage's beneficiary is the context patient (relative or absolute reference). */

@@ -2,6 +2,7 @@
  * The payer's CRD server: Fastify over HTTPS with the routes of CDS Hooks. Each route is a short
  * pipeline (DESIGN.md): authenticate → route → validate → gather → decide → respond.
  */
+import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -12,6 +13,7 @@ import { CdsError } from '../cds/outcome.js';
 import { discoveryDocument } from '../crd/discovery.js';
 import { hookForService } from '../crd/hooks.js';
 import type { RulesFile } from '../rules/index.js';
+import { cardTypesByHook } from './card-types.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { handleHookCall, type HookCallDeps } from './hook-call.js';
@@ -78,12 +80,16 @@ export async function buildServer(deps: ServerDeps) {
     req.client = await verifier.verify(req.headers.authorization, audience);
   };
 
-  const discovery = discoveryDocument(deps.rules.payers.map((p: { name: string }) => p.name).join(', '));
+  const cardTypes = cardTypesByHook(deps.rules);
+  const discovery = discoveryDocument(deps.rules.payers.map((p) => p.name).join(', '), cardTypes);
   app.get('/cds-services', {
     onRequest: config.auth.discoveryRequiresAuth ? authenticate(`${base}/cds-services`) : [],
   }, async () => discovery);
 
-  const hookDeps: HookCallDeps = { config, rules: deps.rules, now: deps.now ?? Date.now };
+  const hookDeps: HookCallDeps = {
+    config, rules: deps.rules, now: deps.now ?? Date.now, cardTypes,
+    ...(config.fhir.ca ? { fhirCa: readFileSync(config.fhir.ca) } : {}),
+  };
   app.post<{ Params: { id: string } }>('/cds-services/:id', {
     onRequest: async (req) => {
       const { id } = req.params as { id: string };

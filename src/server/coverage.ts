@@ -6,7 +6,7 @@
 import type { Coverage, Resource } from '@medplum/fhirtypes';
 import { CdsError } from '../cds/outcome.js';
 import type { Determination } from '../crd/types.js';
-import type { Gathered } from '../fhir/gather.js';
+import { localReference, type Gathered } from '../fhir/gather.js';
 import { matchPayer, type Payer, type RulesFile } from '../rules/index.js';
 
 export interface ResolvedCoverage {
@@ -26,8 +26,30 @@ function isActive(coverage: Coverage, today: string): boolean {
   return !(start && start.slice(0, 10) > today) && !(end && end.slice(0, 10) < today);
 }
 
+/**
+ * Matches the Coverage to a payer. The payor Organization is read from fhirServer only when the
+ * Coverage alone does not identify the payer (found-28: query what is needed, when needed).
+ */
+async function findPayer(rules: RulesFile, coverage: Coverage, gathered: Gathered) {
+  const organizations = () => [...gathered.resources.values()].filter(
+    (r): r is Resource => r.resourceType === 'Organization',
+  );
+  const first = matchPayer(rules, coverage, organizations());
+  const payorRef = localReference(coverage.payor?.[0]?.reference);
+  if (!('error' in first) || !payorRef?.startsWith('Organization/') ||
+    gathered.resources.has(payorRef)) {
+    return first;
+  }
+  const read = await gathered.read(payorRef);
+  return read.status === 'found' ? matchPayer(rules, coverage, organizations()) : first;
+}
+
 /** Resolves the primary Coverage and its payer, or throws the hook-13 400. */
-export function resolveCoverage(rules: RulesFile, gathered: Gathered, today: string): ResolvedCoverage {
+export async function resolveCoverage(
+  rules: RulesFile,
+  gathered: Gathered,
+  today: string,
+): Promise<ResolvedCoverage> {
   const lookup = gathered.coverages;
   if (lookup.status !== 'found') {
     const why = lookup.status === 'failed'
@@ -42,10 +64,7 @@ export function resolveCoverage(rules: RulesFile, gathered: Gathered, today: str
       `${distinct.size} Coverages were provided; send only the primary coverage (dev-29)`);
   }
   const coverage = [...distinct.values()][0]!;
-  const organizations = [...gathered.resources.values()].filter(
-    (r): r is Resource => r.resourceType === 'Organization',
-  );
-  const match = matchPayer(rules, coverage, organizations);
+  const match = await findPayer(rules, coverage, gathered);
   if ('error' in match) {
     const messages: Record<string, string> = {
       'no-payor': 'the Coverage names no payer ("Coverage.payor")',

@@ -8,6 +8,7 @@ import type { VerifiedClient } from '../auth/verify.js';
 import { checkHookRequest } from '../cds/request.js';
 import { checkRequestedVersion, readConfiguration } from '../crd/configuration.js';
 import type { HookDefinition } from '../crd/hooks.js';
+import type { HookName } from '../crd/types.js';
 import { allowedFhirServer, FhirClient } from '../fhir/client.js';
 import { gather } from '../fhir/gather.js';
 import type { RulesFile } from '../rules/index.js';
@@ -18,6 +19,10 @@ export interface HookCallDeps {
   config: Config;
   rules: RulesFile;
   now: () => number;
+  /** Card types per hook (discovery's configuration options). */
+  cardTypes: (hook: HookName) => readonly string[];
+  /** Trust anchors for the EHR FHIR servers (PEM contents of `fhir.ca`), read once. */
+  fhirCa?: Buffer;
 }
 
 /** Handles one validated, authenticated hook call and returns the CDS Hooks response body. */
@@ -30,7 +35,8 @@ export async function handleHookCall(
 ): Promise<HookResponse> {
   const req = checkHookRequest(def, body);
   checkRequestedVersion(req.extension['davinci-crd.requestedVersion']);
-  const configuration = readConfiguration(def, req.extension['davinci-crd.configuration']);
+  const configuration = readConfiguration(
+    def, req.extension['davinci-crd.configuration'], deps.cardTypes(def.hook));
 
   // found-5 and the SSRF guard: only an https fhirServer registered for this client is queried.
   const fhirBase = allowedFhirServer(req.fhirServer, caller.client.fhirServers ?? []);
@@ -38,12 +44,12 @@ export async function handleHookCall(
     ? new FhirClient(fhirBase, req.fhirAuthorization.access_token, {
         timeoutMs: deps.config.fhir.timeoutMs,
         maxResponseBytes: deps.config.fhir.maxResponseBytes,
-        ...(deps.config.fhir.ca ? { ca: deps.config.fhir.ca } : {}),
+        ...(deps.fhirCa ? { ca: deps.fhirCa } : {}),
       })
     : undefined;
   const gathered = await gather(def, req, client, deps.config.fhir.timeoutMs);
   const today = new Date(deps.now()).toISOString().slice(0, 10);
-  const coverage = resolveCoverage(deps.rules, gathered, today);
+  const coverage = await resolveCoverage(deps.rules, gathered, today);
   const response = respond({ def, req, gathered, coverage, configuration, rules: deps.rules, today });
   log.info({
     hook: def.hook,

@@ -28,6 +28,7 @@ export function send(url: string, opts: TestRequest = {}): Promise<TestResponse>
       headers: opts.headers ?? {},
       ...(opts.ca ? { ca: opts.ca } : {}),
       agent: false,
+      servername: 'localhost',
     });
     req.on('error', reject);
     req.on('response', (res) => {
