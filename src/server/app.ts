@@ -45,9 +45,8 @@ export async function buildServer(deps: ServerDeps) {
     connectionTimeout: 30_000,
     keepAliveTimeout: 5_000,
     requestTimeout: 30_000,
-    maxParamLength: 100,
+    routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,
-    disableRequestLogging: false,
     // The Host header is never trusted for anything (JWT aud is built from baseUrl).
     trustProxy: false,
   });
