@@ -7,7 +7,9 @@ import { join } from 'node:path';
 
 function collect(path) {
   if (statSync(path).isFile()) return path.endsWith('.test.ts') ? [path] : [];
-  return readdirSync(path).sort().flatMap((name) => collect(join(path, name)));
+  return readdirSync(path)
+    .sort()
+    .flatMap((name) => collect(join(path, name)));
 }
 
 const roots = process.argv.slice(2);

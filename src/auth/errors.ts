@@ -27,9 +27,8 @@ export const AUTH_ERRORS = {
   ERR_JWT_REPLAY: 'the "jti" claim was already used by this client',
   ERR_JWT_JKU: 'the "jku" header does not match the JWK Set URL registered for the client',
   ERR_JWT_SIGNATURE: 'the JWT signature does not verify with the key registered for "kid"',
-  ERR_JWKS_FETCH: 'the client\'s JWK Set could not be fetched or parsed',
-  ERR_JWKS_TLS:
-    'the TLS connection to the client\'s JWK Set host failed (certificate or handshake)',
+  ERR_JWKS_FETCH: "the client's JWK Set could not be fetched or parsed",
+  ERR_JWKS_TLS: "the TLS connection to the client's JWK Set host failed (certificate or handshake)",
   ERR_JWKS_DUPLICATE_KID: 'the client\'s JWK Set has several keys with the same "kid"',
   ERR_JWKS_KEY_INVALID:
     'the key registered for "kid" is unusable (bad key material or RSA under 2048 bits)',

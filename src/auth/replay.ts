@@ -35,7 +35,9 @@ const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 /** The stored key: SHA-256 over an unambiguous encoding of the pair. */
 export function replayKey(iss: string, jti: string): Buffer {
-  return createHash('sha256').update(JSON.stringify([iss, jti])).digest();
+  return createHash('sha256')
+    .update(JSON.stringify([iss, jti]))
+    .digest();
 }
 
 /**

@@ -32,8 +32,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const RELATIVE_REF = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
 
-const bad = (element: string, message: string, issue: 'required' | 'value' | 'structure' = 'value') =>
-  new CdsError(400, 'ERR_REQUEST_INVALID', message, issue, element);
+const bad = (
+  element: string,
+  message: string,
+  issue: 'required' | 'value' | 'structure' = 'value',
+) => new CdsError(400, 'ERR_REQUEST_INVALID', message, issue, element);
 
 const unprocessable = (element: string, message: string) =>
   new CdsError(422, 'ERR_REQUEST_CRD', message, 'business-rule', element);
@@ -49,14 +52,20 @@ export function parseReference(value: unknown): { type: string; id: string } | u
 }
 
 function checkAuthorization(raw: unknown): FhirAuthorization {
-  if (!isObject(raw)) throw bad('fhirAuthorization', '"fhirAuthorization" must be an object', 'structure');
+  if (!isObject(raw))
+    throw bad('fhirAuthorization', '"fhirAuthorization" must be an object', 'structure');
   const field = (name: string) => `fhirAuthorization.${name}`;
   for (const name of ['access_token', 'scope', 'subject']) {
     if (typeof raw[name] !== 'string' || raw[name] === '') {
-      throw bad(field(name), `"${field(name)}" is required and must be a non-empty string`, 'required');
+      throw bad(
+        field(name),
+        `"${field(name)}" is required and must be a non-empty string`,
+        'required',
+      );
     }
   }
-  if (raw.token_type !== 'Bearer') throw bad(field('token_type'), `"${field('token_type')}" must be "Bearer"`);
+  if (raw.token_type !== 'Bearer')
+    throw bad(field('token_type'), `"${field('token_type')}" must be "Bearer"`);
   if (!Number.isInteger(raw.expires_in) || (raw.expires_in as number) < 0) {
     throw bad(field('expires_in'), `"${field('expires_in')}" must be a non-negative integer`);
   }
@@ -77,11 +86,19 @@ function checkBundle(name: string, value: unknown): void {
   value.entry.forEach((entry: unknown, i: number) => {
     const r = isObject(entry) ? entry.resource : undefined;
     if (!isObject(r) || typeof r.resourceType !== 'string') {
-      throw bad(`${at}.entry[${i}].resource`, `"${at}.entry[${i}].resource" must be a resource`, 'structure');
+      throw bad(
+        `${at}.entry[${i}].resource`,
+        `"${at}.entry[${i}].resource" must be a resource`,
+        'structure',
+      );
     }
     // found-36: context resources need an id that actions and apps can reference.
     if (typeof r.id !== 'string' || !FHIR_ID.test(r.id)) {
-      throw bad(`${at}.entry[${i}].resource.id`, `"${at}.entry[${i}].resource.id" must be a FHIR id`, 'required');
+      throw bad(
+        `${at}.entry[${i}].resource.id`,
+        `"${at}.entry[${i}].resource.id" must be a FHIR id`,
+        'required',
+      );
     }
   });
 }
@@ -103,7 +120,8 @@ function checkField(field: ContextField, value: unknown): void {
       return;
     }
     case 'reference[]':
-      if (!Array.isArray(value) || value.length === 0) throw bad(at, `"${at}" must be a non-empty array`);
+      if (!Array.isArray(value) || value.length === 0)
+        throw bad(at, `"${at}" must be a non-empty array`);
       value.forEach((v, i) => {
         const ref = parseReference(v);
         if (!ref || (field.types && !field.types.includes(ref.type))) {
@@ -127,7 +145,10 @@ function checkField(field: ContextField, value: unknown): void {
 }
 
 /** CRD 2.0.1 names (Inferno): `order` and `task`, each possibly a single value. */
-function normalizeAliases(def: HookDefinition, context: Record<string, unknown>): Record<string, unknown> {
+function normalizeAliases(
+  def: HookDefinition,
+  context: Record<string, unknown>,
+): Record<string, unknown> {
   const out = { ...context };
   for (const [old, current] of Object.entries(def.aliases ?? {})) {
     if (out[current] === undefined && out[old] !== undefined) {
@@ -140,7 +161,9 @@ function normalizeAliases(def: HookDefinition, context: Record<string, unknown>)
 /** Resources in a context Bundle. */
 export function bundleResources(bundle: unknown): Resource[] {
   if (!isObject(bundle) || !Array.isArray(bundle.entry)) return [];
-  return bundle.entry.map((e: { resource?: Resource }) => e.resource).filter(isObject) as Resource[];
+  return bundle.entry
+    .map((e: { resource?: Resource }) => e.resource)
+    .filter(isObject) as Resource[];
 }
 
 function checkCrdContext(def: HookDefinition, context: Record<string, unknown>): void {
@@ -150,7 +173,10 @@ function checkCrdContext(def: HookDefinition, context: Record<string, unknown>):
     if (def.hook === 'order-select') {
       (context.selections as string[]).forEach((s, i) => {
         if (!refs.has(s)) {
-          throw unprocessable(`context.selections[${i}]`, `"context.selections[${i}]" is not in "context.draftOrders"`);
+          throw unprocessable(
+            `context.selections[${i}]`,
+            `"context.selections[${i}]" is not in "context.draftOrders"`,
+          );
         }
       });
     }
@@ -158,7 +184,10 @@ function checkCrdContext(def: HookDefinition, context: Record<string, unknown>):
   if (def.hook === 'appointment-book') {
     bundleResources(context.appointments).forEach((r, i) => {
       if (r.resourceType !== 'Appointment') {
-        throw unprocessable(`context.appointments.entry[${i}]`, `"context.appointments.entry[${i}]" must be an Appointment`);
+        throw unprocessable(
+          `context.appointments.entry[${i}]`,
+          `"context.appointments.entry[${i}]" must be an Appointment`,
+        );
       }
     });
   }
@@ -174,11 +203,18 @@ export function checkHookRequest(def: HookDefinition, body: unknown): HookReques
   if (typeof body.hookInstance !== 'string' || !UUID.test(body.hookInstance)) {
     throw bad('hookInstance', '"hookInstance" must be a UUID');
   }
-  if (body.fhirServer !== undefined && (typeof body.fhirServer !== 'string' || !URL.canParse(body.fhirServer))) {
+  if (
+    body.fhirServer !== undefined &&
+    (typeof body.fhirServer !== 'string' || !URL.canParse(body.fhirServer))
+  ) {
     throw bad('fhirServer', '"fhirServer" must be an absolute URL');
   }
   if (body.fhirAuthorization !== undefined && body.fhirServer === undefined) {
-    throw bad('fhirServer', '"fhirServer" is required when "fhirAuthorization" is present', 'required');
+    throw bad(
+      'fhirServer',
+      '"fhirServer" is required when "fhirAuthorization" is present',
+      'required',
+    );
   }
   const fhirAuthorization =
     body.fhirAuthorization === undefined ? undefined : checkAuthorization(body.fhirAuthorization);
@@ -193,7 +229,8 @@ export function checkHookRequest(def: HookDefinition, body: unknown): HookReques
   for (const field of def.context) {
     const value = context[field.name];
     if (value === undefined || value === null) {
-      if (field.required) throw bad(`context.${field.name}`, `"context.${field.name}" is required`, 'required');
+      if (field.required)
+        throw bad(`context.${field.name}`, `"context.${field.name}" is required`, 'required');
       continue;
     }
     checkField(field, value);
@@ -204,7 +241,10 @@ export function checkHookRequest(def: HookDefinition, body: unknown): HookReques
     throw unprocessable('fhirServer', '"fhirServer" is required by CRD (CRDHooksRequest)');
   }
   if (!fhirAuthorization) {
-    throw unprocessable('fhirAuthorization', '"fhirAuthorization" is required by CRD (CRDHooksRequest)');
+    throw unprocessable(
+      'fhirAuthorization',
+      '"fhirAuthorization" is required by CRD (CRDHooksRequest)',
+    );
   }
   return {
     hook: body.hook,

@@ -32,7 +32,11 @@ function readJson(path: string, what: string): unknown {
 }
 
 /** Sends one hook request; returns the status and the raw response body. */
-export async function call(serviceUrl: string, requestFile: string, opts: CallOptions): Promise<CallResult> {
+export async function call(
+  serviceUrl: string,
+  requestFile: string,
+  opts: CallOptions,
+): Promise<CallResult> {
   const url = new URL(serviceUrl);
   if (url.protocol !== 'https:') throw new Error('the service URL must be https (sec-2)');
   const body = readJson(requestFile, 'request file') as Record<string, unknown>;
@@ -60,14 +64,21 @@ export async function call(serviceUrl: string, requestFile: string, opts: CallOp
       timeout: 15_000,
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 15 s')));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(
-      /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code ?? '')
-        ? `TLS certificate check failed (${err.code}); pass the server's certificate with --ca`
-        : `request failed: ${err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code ?? '')
+            ? `TLS certificate check failed (${err.code}); pass the server's certificate with --ca`
+            : `request failed: ${err.message}`,
+        ),
+      ),
+    );
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     req.end(payload);
   });

@@ -7,7 +7,8 @@ import { serve } from './serve.js';
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be 0 to 65535');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('must be 0 to 65535');
   return n;
 }
 
@@ -36,27 +37,39 @@ program
 program
   .command('call')
   .description('send one hook request to a CRD service with a signed CDS Hooks JWT')
-  .argument('<serviceUrl>', 'the service URL, e.g. https://localhost:8443/cds-services/order-sign-crd')
+  .argument(
+    '<serviceUrl>',
+    'the service URL, e.g. https://localhost:8443/cds-services/order-sign-crd',
+  )
   .argument('<requestFile>', 'a JSON hook request (its hookInstance is replaced by a fresh one)')
   .requiredOption('-k, --key <file>', "the client's private JWK (ES384 or RS384)")
   .requiredOption('-i, --iss <issuer>', "the client's issuer, as registered with the server")
-  .option('--ca <file>', "PEM certificate to trust for the server (e.g. the demo's server-cert.pem)")
+  .option(
+    '--ca <file>',
+    "PEM certificate to trust for the server (e.g. the demo's server-cert.pem)",
+  )
   .option('--jku <url>', 'send this JWK Set URL in the JWT header')
-  .action(async (serviceUrl: string, requestFile: string, opts: { key: string; iss: string; ca?: string; jku?: string }) => {
-    try {
-      const result = await call(serviceUrl, requestFile, opts);
-      process.stderr.write(`HTTP ${result.status}\n`);
-      let out = result.body;
+  .action(
+    async (
+      serviceUrl: string,
+      requestFile: string,
+      opts: { key: string; iss: string; ca?: string; jku?: string },
+    ) => {
       try {
-        out = JSON.stringify(JSON.parse(result.body), null, 2);
-      } catch {
-        // not JSON: print as received
+        const result = await call(serviceUrl, requestFile, opts);
+        process.stderr.write(`HTTP ${result.status}\n`);
+        let out = result.body;
+        try {
+          out = JSON.stringify(JSON.parse(result.body), null, 2);
+        } catch {
+          // not JSON: print as received
+        }
+        process.stdout.write(`${out}\n`);
+        process.exitCode = result.status >= 200 && result.status < 300 ? 0 : 1;
+      } catch (err) {
+        fail(err);
       }
-      process.stdout.write(`${out}\n`);
-      process.exitCode = result.status >= 200 && result.status < 300 ? 0 : 1;
-    } catch (err) {
-      fail(err);
-    }
-  });
+    },
+  );
 
 await program.parseAsync(process.argv);

@@ -39,10 +39,13 @@ export async function serve(options: ServeOptions): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const where = `${config.listen.host}:${config.listen.port}`;
-    throw new Error(code === 'EADDRINUSE' ? `port in use: ${where} (try --port)`
-      : `cannot listen on ${where}: ${code ?? (err as Error).message}`);
+    throw new Error(
+      code === 'EADDRINUSE'
+        ? `port in use: ${where} (try --port)`
+        : `cannot listen on ${where}: ${code ?? (err as Error).message}`,
+    );
   }
-  const clients = config.clients.map((c) => c.name ? `${c.name} (${c.iss})` : c.iss).join(', ');
+  const clients = config.clients.map((c) => (c.name ? `${c.name} (${c.iss})` : c.iss)).join(', ');
   say(`crdkit: CRD server listening at ${config.baseUrl}/cds-services`);
   say(`crdkit: trusted clients: ${clients}`);
   say(`crdkit: payers: ${rules.payers.map((p) => p.name).join(', ')} (rules: ${config.rules})`);

@@ -31,7 +31,9 @@ function writePrivate(path: string, content: string): void {
 }
 
 /** Creates the demo credentials once; later calls reuse them. Returns their paths. */
-export async function ensureDemoFiles(dataDir: string): Promise<{ files: DemoFiles; created: boolean }> {
+export async function ensureDemoFiles(
+  dataDir: string,
+): Promise<{ files: DemoFiles; created: boolean }> {
   const folder = join(dataDir, 'demo');
   const files: DemoFiles = {
     folder,
@@ -63,11 +65,15 @@ export async function demoConfig(
     baseUrl: `https://localhost:${port}`,
     listen: { host: DEFAULTS.host, port },
     tls: { cert: files.cert, key: files.key },
-    clients: [{
-      iss: DEMO_ISSUER,
-      name: 'crdkit demo client',
-      jwks: JSON.parse(readFileSync(files.clientJwks, 'utf8')) as { keys: Array<{ kty: string }> },
-    }],
+    clients: [
+      {
+        iss: DEMO_ISSUER,
+        name: 'crdkit demo client',
+        jwks: JSON.parse(readFileSync(files.clientJwks, 'utf8')) as {
+          keys: Array<{ kty: string }>;
+        },
+      },
+    ],
     rules: join(PACKAGE_ROOT, 'rules', 'sample-rules.yaml'),
     dataDir: absData,
   };

@@ -70,8 +70,14 @@ export function buildCards(templates: CardInput[], opts: BuildCardsOptions): Car
   const merged = new Map<string, { t: CardTemplate; orders: string[] }>();
   for (const { orders, ...t } of templates) {
     if (!opts.enabled(t.topic)) continue;
-    const key = JSON.stringify([t.kind, t.summary, t.detail, t.indicator ?? 'info', t.topic,
-      t.links?.map((l) => [l.label, l.url])]);
+    const key = JSON.stringify([
+      t.kind,
+      t.summary,
+      t.detail,
+      t.indicator ?? 'info',
+      t.topic,
+      t.links?.map((l) => [l.label, l.url]),
+    ]);
     const entry = merged.get(key) ?? { t, orders: [] };
     for (const o of orders ?? []) if (!entry.orders.includes(o)) entry.orders.push(o);
     merged.set(key, entry);
@@ -87,8 +93,8 @@ function card(t: CardTemplate, orders: string[], opts: BuildCardsOptions): Card 
   const parts: string[] = [];
   // Instructions cards need a detail (resp-24); External Reference cards SHOULD summarise
   // their target (resp-20) and repeat the links in the markdown (resp-10).
-  const base = t.detail ?? (links.length > 0 ? `See ${joinHuman(links.map((l) => l.label))}.`
-    : t.summary);
+  const base =
+    t.detail ?? (links.length > 0 ? `See ${joinHuman(links.map((l) => l.label))}.` : t.summary);
   parts.push(base);
   if (links.length > 0) parts.push(links.map((l) => `- [${md(l.label)}](${l.url})`).join('\n'));
   if (orders.length > 0) {

@@ -19,8 +19,10 @@ export interface ConfigurationOption {
 }
 
 const CARD_TYPE_NAMES: Record<string, [string, string]> = {
-  'coverage-info': ['Coverage Information',
-    'Coverage, prior authorization and documentation requirements'],
+  'coverage-info': [
+    'Coverage Information',
+    'Coverage, prior authorization and documentation requirements',
+  ],
   'clinical-reminder': ['Clinical Reminders', 'Reminders about documentation and next steps'],
   guideline: ['Guidelines', 'Links to the payer policy or guideline that applies'],
   network: ['Network', 'Provider network requirements and alternatives'],
@@ -77,19 +79,31 @@ export function readConfiguration(
   const values = new Map<string, boolean | number>();
   if (raw !== undefined) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new CdsError(400, 'ERR_CONFIGURATION', '"davinci-crd.configuration" must be an object',
-        'structure', 'extension.davinci-crd.configuration');
+      throw new CdsError(
+        400,
+        'ERR_CONFIGURATION',
+        '"davinci-crd.configuration" must be an object',
+        'structure',
+        'extension.davinci-crd.configuration',
+      );
     }
     for (const [code, value] of Object.entries(raw)) {
       const option = options.get(code);
       if (!option) continue;
-      const ok = option.type === 'boolean' ? typeof value === 'boolean'
-        : Number.isInteger(value) && (value as number) >= 0;
+      const ok =
+        option.type === 'boolean'
+          ? typeof value === 'boolean'
+          : Number.isInteger(value) && (value as number) >= 0;
       if (!ok) {
-        throw new CdsError(400, 'ERR_CONFIGURATION',
-          `"${code}" in "davinci-crd.configuration" must be ${option.type === 'boolean'
-            ? 'a boolean' : 'a non-negative integer'}`,
-          'value', `extension.davinci-crd.configuration.${code}`);
+        throw new CdsError(
+          400,
+          'ERR_CONFIGURATION',
+          `"${code}" in "davinci-crd.configuration" must be ${
+            option.type === 'boolean' ? 'a boolean' : 'a non-negative integer'
+          }`,
+          'value',
+          `extension.davinci-crd.configuration.${code}`,
+        );
       }
       values.set(code, value as boolean | number);
     }
@@ -105,14 +119,23 @@ export function readConfiguration(
 export function checkRequestedVersion(raw: unknown): string {
   if (raw === undefined) return SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
   if (typeof raw !== 'string') {
-    throw new CdsError(400, 'ERR_VERSION', '"davinci-crd.requestedVersion" must be a string',
-      'value', 'extension.davinci-crd.requestedVersion');
+    throw new CdsError(
+      400,
+      'ERR_VERSION',
+      '"davinci-crd.requestedVersion" must be a string',
+      'value',
+      'extension.davinci-crd.requestedVersion',
+    );
   }
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(raw)) {
-    throw new CdsError(422, 'ERR_VERSION_UNSUPPORTED',
+    throw new CdsError(
+      422,
+      'ERR_VERSION_UNSUPPORTED',
       `"davinci-crd.requestedVersion" ${JSON.stringify(raw.slice(0, 16))} is not supported; ` +
         `supported: ${SUPPORTED_VERSIONS.join(', ')}`,
-      'not-supported', 'extension.davinci-crd.requestedVersion');
+      'not-supported',
+      'extension.davinci-crd.requestedVersion',
+    );
   }
   return raw;
 }

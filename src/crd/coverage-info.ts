@@ -28,23 +28,44 @@ export const COVERAGE_DETAIL_SYSTEM = 'http://terminology.hl7.org/CodeSystem/crd
 
 /** `ValueSet/coverageInfo` (required binding of `covered`), in the IG's order. */
 export const COVERED_CODES: readonly Covered[] = [
-  'covered', 'not-covered', 'conditional', 'indeterminate',
+  'covered',
+  'not-covered',
+  'conditional',
+  'indeterminate',
 ];
 /** `ValueSet/coveragePaDetail` (`pa-needed`). */
 export const PA_NEEDED_CODES: readonly PaNeeded[] = [
-  'no-auth', 'auth-needed', 'satisfied', 'performpa', 'conditional', 'indeterminate',
+  'no-auth',
+  'auth-needed',
+  'satisfied',
+  'performpa',
+  'conditional',
+  'indeterminate',
 ];
 /** `ValueSet/AdditionalDocumentation` (`doc-needed`). */
 export const DOC_NEEDED_CODES: readonly DocNeeded[] = [
-  'clinical', 'admin', 'patient', 'conditional', 'indeterminate',
+  'clinical',
+  'admin',
+  'patient',
+  'conditional',
+  'indeterminate',
 ];
 /** `ValueSet/DocReason` (`doc-purpose`; `OTH` is v3-NullFlavor). */
 export const DOC_PURPOSE_CODES: readonly DocPurpose[] = [
-  'withpa', 'withclaim', 'withorder', 'retain-doc', 'OTH',
+  'withpa',
+  'withclaim',
+  'withorder',
+  'retain-doc',
+  'OTH',
 ];
 /** `ValueSet/informationNeeded` (`info-needed`; `OTH` is v3-NullFlavor). */
 export const INFO_NEEDED_CODES: readonly InfoNeeded[] = [
-  'performer', 'location', 'timeframe', 'contract-window', 'detail-code', 'OTH',
+  'performer',
+  'location',
+  'timeframe',
+  'contract-window',
+  'detail-code',
+  'OTH',
 ];
 /** `ValueSet/coverageDetailCategories` (`detail.category`). */
 export const DETAIL_CATEGORIES = ['cat-limitation', 'cat-decisional', 'cat-other'] as const;
@@ -270,8 +291,10 @@ export function checkCoverageInformation(ext: Extension): string[] {
     const found = all(url);
     if ((max1 ? found.length > 1 : found.length !== 1) || !found.every(ok)) v.add('crd-ci-card');
   };
-  once('coverage', (e) => (e.valueReference?.reference ?? '') !== ''
-    || e.valueReference?.identifier !== undefined);
+  once(
+    'coverage',
+    (e) => (e.valueReference?.reference ?? '') !== '' || e.valueReference?.identifier !== undefined,
+  );
   once('covered', (e) => typeof e.valueCode === 'string');
   once('date', (e) => typeof e.valueDate === 'string' && DATE.test(e.valueDate));
   once('coverage-assertion-id', (e) => typeof e.valueString === 'string' && e.valueString !== '');
@@ -304,8 +327,8 @@ export function checkCoverageInformation(ext: Extension): string[] {
   if (has('questionnaire') && !has('doc-needed')) v.add('crd-ci-q1');
   if (covered.includes('not-covered') && has('pa-needed')) v.add('crd-ci-q2');
   if (anyOf('conditional') && !has('info-needed')) v.add('crd-ci-q3');
-  const noPa = pa.includes('satisfied') || pa.includes('no-auth')
-    || covered.includes('not-covered');
+  const noPa =
+    pa.includes('satisfied') || pa.includes('no-auth') || covered.includes('not-covered');
   if (noPa && codes('doc-purpose').includes('withpa')) v.add('crd-ci-q4');
   if (pa.includes('satisfied') !== has('satisfied-pa-id')) v.add('crd-ci-q5');
   if (codes('info-needed').includes('OTH') && reasons.length === 0) v.add('crd-ci-q6');
@@ -322,8 +345,10 @@ function reasonOk(e: Extension): boolean {
   const cc = e.valueCodeableConcept;
   if (cc === undefined) return false;
   if (typeof cc.text === 'string' && cc.text.trim() !== '') return true;
-  return (cc.coding ?? []).some((c) => c.system === CRD_TEMP_SYSTEM && c.code !== undefined
-    && Object.hasOwn(REASON_DISPLAY, c.code));
+  return (cc.coding ?? []).some(
+    (c) =>
+      c.system === CRD_TEMP_SYSTEM && c.code !== undefined && Object.hasOwn(REASON_DISPLAY, c.code),
+  );
 }
 
 function checkDetail(d: Extension, v: Set<string>): void {
@@ -332,9 +357,15 @@ function checkDetail(d: Extension, v: Set<string>): void {
   const category = one('category');
   const code = one('code');
   const value = one('value');
-  if (category.length !== 1 || code.length !== 1 || value.length !== 1
-    || one('qualification').length > 1 || hasValue(d)
-    || code[0]?.valueCodeableConcept === undefined || !value.every(hasValue)) {
+  if (
+    category.length !== 1 ||
+    code.length !== 1 ||
+    value.length !== 1 ||
+    one('qualification').length > 1 ||
+    hasValue(d) ||
+    code[0]?.valueCodeableConcept === undefined ||
+    !value.every(hasValue)
+  ) {
     v.add('crd-ci-card');
   }
   if (!category.every((c) => isIn(DETAIL_CATEGORIES, c.valueCode))) v.add('crd-ci-binding');

@@ -115,16 +115,11 @@ export const APPOINTMENT_BOOK_PREFETCH: Record<string, string> = {
   coverage: COVERAGE,
   deviceRequests: `DeviceRequest?_id={{${APPT}.basedOn.${ALT_REF}.resolve().ofType(DeviceRequest).id}}`,
   serviceRequests: `ServiceRequest?_id={{${APPT}.basedOn.resolve().ofType(ServiceRequest).id}}`,
-  medicationRequests:
-    `MedicationRequest?_id={{${APPT}.basedOn.${ALT_REF}.resolve().ofType(MedicationRequest).id}}`,
+  medicationRequests: `MedicationRequest?_id={{${APPT}.basedOn.${ALT_REF}.resolve().ofType(MedicationRequest).id}}`,
   devices: 'Device?_id={{%deviceRequests.entry.resource.code.resolve().id}}',
   medications: 'Medication?_id={{%medicationRequests.entry.resource.medication.resolve().id}}',
   practitionerRoles: ids('PractitionerRole', [ENC_ROLE, ...apptPeople('PractitionerRole')]),
-  practitioners: ids('Practitioner', [
-    ROLE_PRACT,
-    ENC_PRACT,
-    ...apptPeople('Practitioner'),
-  ]),
+  practitioners: ids('Practitioner', [ROLE_PRACT, ENC_PRACT, ...apptPeople('Practitioner')]),
   organizations: ids('Organization', [
     ROLE_ORG,
     ENC_ORG,

@@ -22,21 +22,11 @@ export const PRIMARY_HOOKS: ReadonlySet<HookName> = new Set([
 
 export type Covered = 'covered' | 'not-covered' | 'conditional' | 'indeterminate';
 export type PaNeeded =
-  | 'no-auth'
-  | 'auth-needed'
-  | 'satisfied'
-  | 'performpa'
-  | 'conditional'
-  | 'indeterminate';
+  'no-auth' | 'auth-needed' | 'satisfied' | 'performpa' | 'conditional' | 'indeterminate';
 export type DocNeeded = 'clinical' | 'admin' | 'patient' | 'conditional' | 'indeterminate';
 export type DocPurpose = 'withpa' | 'withclaim' | 'withorder' | 'retain-doc' | 'OTH';
 export type InfoNeeded =
-  | 'performer'
-  | 'location'
-  | 'timeframe'
-  | 'contract-window'
-  | 'detail-code'
-  | 'OTH';
+  'performer' | 'location' | 'timeframe' | 'contract-window' | 'detail-code' | 'OTH';
 
 /** `coverageAssertionReasons` codes (system `http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp`). */
 export type ReasonCode =

@@ -12,8 +12,13 @@ export class FhirError extends Error {
   override name = 'FhirError';
 
   constructor(
-    readonly code: 'ERR_FHIR_TIMEOUT' | 'ERR_FHIR_TLS' | 'ERR_FHIR_STATUS' | 'ERR_FHIR_BODY' |
-      'ERR_FHIR_NETWORK' | 'ERR_FHIR_ORIGIN',
+    readonly code:
+      | 'ERR_FHIR_TIMEOUT'
+      | 'ERR_FHIR_TLS'
+      | 'ERR_FHIR_STATUS'
+      | 'ERR_FHIR_BODY'
+      | 'ERR_FHIR_NETWORK'
+      | 'ERR_FHIR_ORIGIN',
     message: string,
   ) {
     super(message);
@@ -40,7 +45,10 @@ function agentFor(ca?: string | Buffer): Agent {
 }
 
 /** Decides whether `fhirServer` may be contacted for a client: https and a registered origin. */
-export function allowedFhirServer(fhirServer: string | undefined, registered: string[]): URL | undefined {
+export function allowedFhirServer(
+  fhirServer: string | undefined,
+  registered: string[],
+): URL | undefined {
   if (!fhirServer || !URL.canParse(fhirServer)) return undefined;
   const url = new URL(fhirServer);
   if (url.protocol !== 'https:' || url.username || url.password) return undefined;
@@ -65,11 +73,16 @@ export class FhirClient {
   }
 
   /** Runs a type search; returns the matching resources (search mode `match` or unmarked). */
-  async search(type: string, params: Record<string, string>, signal: AbortSignal): Promise<Resource[]> {
+  async search(
+    type: string,
+    params: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Resource[]> {
     const query = new URLSearchParams(params).toString();
-    const bundle = (await this.#get(`${type}?${query}`, signal, false)) as
-      | { resourceType?: string; entry?: Array<{ resource?: Resource; search?: { mode?: string } }> }
-      | null;
+    const bundle = (await this.#get(`${type}?${query}`, signal, false)) as {
+      resourceType?: string;
+      entry?: Array<{ resource?: Resource; search?: { mode?: string } }>;
+    } | null;
     if (!bundle || bundle.resourceType !== 'Bundle') {
       throw new FhirError('ERR_FHIR_BODY', `search on ${type} did not return a Bundle`);
     }
@@ -82,7 +95,9 @@ export class FhirClient {
     const url = new URL(path, this.#base);
     // The single place the token leaves this process: only to the origin this client is bound to.
     if (url.origin !== this.#base.origin) {
-      return Promise.reject(new FhirError('ERR_FHIR_ORIGIN', 'refused a request outside fhirServer'));
+      return Promise.reject(
+        new FhirError('ERR_FHIR_ORIGIN', 'refused a request outside fhirServer'),
+      );
     }
     return new Promise((resolve, reject) => {
       const req = request(url, {
@@ -92,7 +107,9 @@ export class FhirClient {
         timeout: this.#options.timeoutMs,
         signal,
       });
-      req.on('timeout', () => req.destroy(new FhirError('ERR_FHIR_TIMEOUT', 'FHIR server timed out')));
+      req.on('timeout', () =>
+        req.destroy(new FhirError('ERR_FHIR_TIMEOUT', 'FHIR server timed out')),
+      );
       req.on('error', (err: NodeJS.ErrnoException) => reject(toFhirError(err)));
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
@@ -128,7 +145,8 @@ export class FhirClient {
 
 function toFhirError(err: NodeJS.ErrnoException): FhirError {
   if (err instanceof FhirError) return err;
-  if (err.name === 'AbortError') return new FhirError('ERR_FHIR_TIMEOUT', 'FHIR query deadline passed');
+  if (err.name === 'AbortError')
+    return new FhirError('ERR_FHIR_TIMEOUT', 'FHIR query deadline passed');
   const code = err.code ?? '';
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL/.test(code)) {
     return new FhirError('ERR_FHIR_TLS', 'FHIR server certificate could not be verified');

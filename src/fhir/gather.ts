@@ -59,14 +59,23 @@ export function localReference(ref: string | undefined): string | undefined {
 const prefetchedNull = (req: HookRequest, key: string) =>
   Object.prototype.hasOwnProperty.call(req.prefetch, key) && req.prefetch[key] === null;
 
-function ordersInScope(def: HookDefinition, req: HookRequest, index: Map<string, Resource>): {
+function ordersInScope(
+  def: HookDefinition,
+  req: HookRequest,
+  index: Map<string, Resource>,
+): {
   orders: Resource[];
   toRead: string[];
 } {
   const types = ORDER_TYPES as readonly string[];
   switch (def.hook) {
     case 'order-sign':
-      return { orders: bundleResources(req.context.draftOrders).filter((r) => types.includes(r.resourceType)), toRead: [] };
+      return {
+        orders: bundleResources(req.context.draftOrders).filter((r) =>
+          types.includes(r.resourceType),
+        ),
+        toRead: [],
+      };
     case 'order-select': {
       const selected = new Set(req.context.selections as string[]);
       return {
@@ -76,7 +85,10 @@ function ordersInScope(def: HookDefinition, req: HookRequest, index: Map<string,
     }
     case 'order-dispatch': {
       const refs = req.context.dispatchedOrders as string[];
-      return { orders: refs.flatMap((r) => index.get(r) ?? []), toRead: refs.filter((r) => !index.has(r)) };
+      return {
+        orders: refs.flatMap((r) => index.get(r) ?? []),
+        toRead: refs.filter((r) => !index.has(r)),
+      };
     }
     case 'appointment-book':
       return { orders: bundleResources(req.context.appointments), toRead: [] };
@@ -86,8 +98,13 @@ function ordersInScope(def: HookDefinition, req: HookRequest, index: Map<string,
 }
 
 /** Resource types read to learn what is ordered (rules match on their codes). */
-const RELATED_TYPES = new Set(['Medication', 'Device', 'ServiceRequest', 'DeviceRequest',
-  'MedicationRequest']);
+const RELATED_TYPES = new Set([
+  'Medication',
+  'Device',
+  'ServiceRequest',
+  'DeviceRequest',
+  'MedicationRequest',
+]);
 
 /** References the rules need to know what is ordered: Medication, Device, based-on requests. */
 function relatedReferences(orders: Resource[]): string[] {
@@ -96,7 +113,8 @@ function relatedReferences(orders: Resource[]): string[] {
     refs.push(o.medicationReference?.reference, o.codeReference?.reference);
     for (const b of o.basedOn ?? []) refs.push(b.reference);
   }
-  const local = refs.map((r) => localReference(r))
+  const local = refs
+    .map((r) => localReference(r))
     .filter((r): r is string => !!r && RELATED_TYPES.has(r.split('/')[0]!));
   return [...new Set(local)];
 }
@@ -152,8 +170,9 @@ export async function gather(
     if (prefetchedNull(req, 'coverage')) return { status: 'absent' };
     if (!client) return { status: 'unavailable' };
     try {
-      const found = (await client.search('Coverage', { patient: patientId, status: 'active' }, signal))
-        .filter((r): r is Coverage => r.resourceType === 'Coverage');
+      const found = (
+        await client.search('Coverage', { patient: patientId, status: 'active' }, signal)
+      ).filter((r): r is Coverage => r.resourceType === 'Coverage');
       found.forEach((c) => indexValue(resources, c));
       return found.length > 0 ? { status: 'found', value: found } : { status: 'absent' };
     } catch (err) {
@@ -165,7 +184,11 @@ export async function gather(
 
   const scope = ordersInScope(def, req, resources);
   const readOrders = Promise.all(scope.toRead.map(read));
-  const [patient, coverages, extraOrders] = await Promise.all([patientTask, coverageTask, readOrders]);
+  const [patient, coverages, extraOrders] = await Promise.all([
+    patientTask,
+    coverageTask,
+    readOrders,
+  ]);
   const orders = [
     ...scope.orders,
     ...extraOrders.flatMap((l) => (l.status === 'found' ? [l.value] : [])),

@@ -41,8 +41,12 @@ export function matches(m: CodeMatcher, coding: Coding): boolean {
   if (!m.systems.includes(coding.system)) return false;
   if (m.codes?.has(coding.code) === true) return true;
   const r = m.range;
-  return r !== undefined && coding.code.length === r.from.length
-    && coding.code >= r.from && coding.code <= r.to;
+  return (
+    r !== undefined &&
+    coding.code.length === r.from.length &&
+    coding.code >= r.from &&
+    coding.code <= r.to
+  );
 }
 
 /** True when any of `codings` matches any matcher (an empty matcher list matches nothing). */

@@ -98,10 +98,12 @@ function technical(ruleId: string): Decision {
     ruleId,
     determination: {
       covered: 'indeterminate',
-      reasons: [{
-        code: 'technical',
-        text: `The payer's coverage rules could not be evaluated for this order (rule ${ruleId})`,
-      }],
+      reasons: [
+        {
+          code: 'technical',
+          text: `The payer's coverage rules could not be evaluated for this order (rule ${ruleId})`,
+        },
+      ],
     },
     cards: [],
   };

@@ -12,8 +12,16 @@ export const ENV_VARIABLES = ['order', 'coverage', 'patient', 'hook', 'today', '
 /** fhirpath.js built-ins that are harmless. */
 const BUILTIN_VARIABLES = new Set(['ucum', 'context']);
 const FORBIDDEN_FUNCTIONS = new Set([
-  'resolve', 'memberOf', 'subsumes', 'subsumedBy', 'expand', 'lookup', 'validateVS',
-  'validateCS', 'translate', 'trace',
+  'resolve',
+  'memberOf',
+  'subsumes',
+  'subsumedBy',
+  'expand',
+  'lookup',
+  'validateVS',
+  'validateCS',
+  'translate',
+  'trace',
 ]);
 
 /** Evaluation budget per expression: AST evaluation steps and wall-clock milliseconds. */
@@ -48,8 +56,11 @@ export function compileExpression(source: string): CompiledExpression {
   for (const name of names(ast, 'ExternalConstant')) {
     const bare = name.replace(/^[`"']|[`"']$/g, '');
     if (!BUILTIN_VARIABLES.has(bare) && !(ENV_VARIABLES as readonly string[]).includes(bare)) {
-      throw new Error(`unknown variable %${bare}; use one of ${ENV_VARIABLES.map((v) => `%${v}`)
-        .join(', ')} or the root fields`);
+      throw new Error(
+        `unknown variable %${bare}; use one of ${ENV_VARIABLES.map((v) => `%${v}`).join(
+          ', ',
+        )} or the root fields`,
+      );
     }
   }
   const compiled: CompiledExpression = {

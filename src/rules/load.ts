@@ -20,33 +20,47 @@ export function loadRules(path: string): RulesFile {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new RulesError(path,
-      [{ path: '(file)', code: 'RULES_IO', message: `cannot read (${code})` }]);
+    throw new RulesError(path, [
+      { path: '(file)', code: 'RULES_IO', message: `cannot read (${code})` },
+    ]);
   }
   return parseRules(text, path, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml');
 }
 
 /** Validates rules given as text; `source` names it in messages. */
-export function parseRules(text: string, source = '(inline)', format: 'yaml' | 'json' = 'yaml'):
-  RulesFile {
+export function parseRules(
+  text: string,
+  source = '(inline)',
+  format: 'yaml' | 'json' = 'yaml',
+): RulesFile {
   let data: unknown;
   let reader: Reader;
   if (format === 'json') {
     try {
       data = JSON.parse(text);
     } catch (e) {
-      throw new RulesError(source, [{ path: '(file)', code: 'RULES_PARSE',
-        message: `invalid JSON: ${e instanceof Error ? e.message : String(e)}` }]);
+      throw new RulesError(source, [
+        {
+          path: '(file)',
+          code: 'RULES_PARSE',
+          message: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`,
+        },
+      ]);
     }
     reader = new Reader();
   } else {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
     if (doc.errors.length > 0) {
-      throw new RulesError(source, doc.errors.map((e) => ({
-        path: '(file)', code: 'RULES_PARSE' as const, message: e.message.split('\n')[0] ?? '',
-        ...(e.linePos?.[0] ? { line: e.linePos[0].line } : {}),
-      })));
+      throw new RulesError(
+        source,
+        doc.errors.map((e) => ({
+          path: '(file)',
+          code: 'RULES_PARSE' as const,
+          message: e.message.split('\n')[0] ?? '',
+          ...(e.linePos?.[0] ? { line: e.linePos[0].line } : {}),
+        })),
+      );
     }
     // YAML reads `code: 0123` as the number 123: keep such codes as written.
     visit(doc, {

@@ -27,8 +27,11 @@ export function matchPayer(
   const payors = coverage.payor ?? [];
   if (payors.length === 0) return { error: 'no-payor' };
   const byIdentifier = (ids: Identifier[]): Payer | undefined =>
-    rules.payers.find((p) => p.match.identifiers.some((m) =>
-      ids.some((i) => i.system === m.system && i.value === m.value)));
+    rules.payers.find((p) =>
+      p.match.identifiers.some((m) =>
+        ids.some((i) => i.system === m.system && i.value === m.value),
+      ),
+    );
   let seenAnything = false;
 
   for (const payor of payors) {
@@ -77,8 +80,13 @@ function organizationId(payor: Reference): string | undefined {
 
 /** The plan of a Coverage: `Coverage.class` whose type is `plan` (coverage-class), its value. */
 export function planOf(coverage: Coverage): string | undefined {
-  const cls = coverage.class?.find((c) => c.type.coding?.some((t) => t.code === 'plan'
-    && (t.system === undefined
-      || t.system === 'http://terminology.hl7.org/CodeSystem/coverage-class')));
+  const cls = coverage.class?.find((c) =>
+    c.type.coding?.some(
+      (t) =>
+        t.code === 'plan' &&
+        (t.system === undefined ||
+          t.system === 'http://terminology.hl7.org/CodeSystem/coverage-class'),
+    ),
+  );
   return cls?.value;
 }

@@ -10,9 +10,10 @@ export type Path = ReadonlyArray<string | number>;
 
 /** `['payers', 0, 'rules']` → `payers[0].rules`. */
 export function formatPath(path: Path): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${p}`))
-    .join('') || '(root)';
+  return (
+    path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${p}`)).join('') ||
+    '(root)'
+  );
 }
 
 /** Collects issues while reading. `lineOf` maps a path to its YAML line when known. */
@@ -31,8 +32,12 @@ export class Reader {
    * Reads a mapping, reporting unknown keys (`RULES_UNKNOWN_KEY`) and missing required ones.
    * Returns undefined (after an issue) when `v` is not a mapping.
    */
-  object(v: unknown, path: Path, required: string[], optional: string[] | '*' = []):
-    Record<string, unknown> | undefined {
+  object(
+    v: unknown,
+    path: Path,
+    required: string[],
+    optional: string[] | '*' = [],
+  ): Record<string, unknown> | undefined {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       this.issue(path, 'RULES_TYPE', `expected a mapping, got ${kind(v)}`);
       return undefined;
@@ -92,8 +97,11 @@ export class Reader {
     const s = this.string(v, path);
     if (s === undefined) return undefined;
     if (!(allowed as readonly string[]).includes(s)) {
-      this.issue(path, 'RULES_UNKNOWN_CODE',
-        `unknown code "${s}" (allowed: ${allowed.join(', ')})`);
+      this.issue(
+        path,
+        'RULES_UNKNOWN_CODE',
+        `unknown code "${s}" (allowed: ${allowed.join(', ')})`,
+      );
       return undefined;
     }
     return s as T;
@@ -111,10 +119,18 @@ export class Reader {
 
   /** Reads a finite number (an integer ≥ `min` when `integer`). */
   number(v: unknown, path: Path, integer = false, min = -Infinity): number | undefined {
-    if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))
-      || v < min) {
-      this.issue(path, 'RULES_TYPE', `expected ${integer ? 'an integer' : 'a number'}` +
-        `${min > -Infinity ? ` ≥ ${min}` : ''}, got ${kind(v)}`);
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      (integer && !Number.isInteger(v)) ||
+      v < min
+    ) {
+      this.issue(
+        path,
+        'RULES_TYPE',
+        `expected ${integer ? 'an integer' : 'a number'}` +
+          `${min > -Infinity ? ` ≥ ${min}` : ''}, got ${kind(v)}`,
+      );
       return undefined;
     }
     return v;

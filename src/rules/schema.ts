@@ -59,8 +59,11 @@ export class RulesError extends Error {
     super(
       `${file}: ${issues.length} problem(s)\n` +
         issues
-          .map((i) => `  ${i.path}${i.line === undefined ? '' : ` (line ${i.line})`}: ` +
-            `${i.message} [${i.code}]`)
+          .map(
+            (i) =>
+              `  ${i.path}${i.line === undefined ? '' : ` (line ${i.line})`}: ` +
+              `${i.message} [${i.code}]`,
+          )
           .join('\n'),
     );
   }

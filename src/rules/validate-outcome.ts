@@ -18,8 +18,18 @@ import { systemsFor } from './code-systems.js';
 import type { Path, Reader } from './read.js';
 import type { Outcome } from './schema.js';
 
-const OUTCOME_KEYS = ['paNeeded', 'docNeeded', 'docPurpose', 'infoNeeded', 'questionnaires',
-  'details', 'reasons', 'billingCodes', 'contacts', 'expiresInDays'];
+const OUTCOME_KEYS = [
+  'paNeeded',
+  'docNeeded',
+  'docPurpose',
+  'infoNeeded',
+  'questionnaires',
+  'details',
+  'reasons',
+  'billingCodes',
+  'contacts',
+  'expiresInDays',
+];
 const REASON_CODES = Object.keys(REASON_DISPLAY) as ReasonCode[];
 const TELECOM = ['phone', 'fax', 'email', 'url'] as const;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -33,8 +43,12 @@ export function readOutcome(r: Reader, v: unknown, path: Path): Outcome | undefi
   if (o.paNeeded !== undefined) {
     const pa = r.code(o.paNeeded, PA_NEEDED_CODES, [...path, 'paNeeded']);
     if (pa === 'satisfied') {
-      r.issue([...path, 'paNeeded'], 'RULES_BAD_VALUE', '"satisfied" needs the PA number ' +
-        '(satisfied-pa-id, crd-ci-q5), which a rule cannot know');
+      r.issue(
+        [...path, 'paNeeded'],
+        'RULES_BAD_VALUE',
+        '"satisfied" needs the PA number ' +
+          '(satisfied-pa-id, crd-ci-q5), which a rule cannot know',
+      );
     } else if (pa !== undefined) out.paNeeded = pa;
   }
   const list = <T>(key: string, read: () => T[]): void => {
@@ -45,18 +59,30 @@ export function readOutcome(r: Reader, v: unknown, path: Path): Outcome | undefi
   list('docNeeded', () => r.codes(o.docNeeded, DOC_NEEDED_CODES, [...path, 'docNeeded']));
   list('docPurpose', () => r.codes(o.docPurpose, DOC_PURPOSE_CODES, [...path, 'docPurpose']));
   list('infoNeeded', () => r.codes(o.infoNeeded, INFO_NEEDED_CODES, [...path, 'infoNeeded']));
-  list('questionnaires', () => r.list(o.questionnaires, [...path, 'questionnaires'])
-    .map((q, i) => canonical(r, q, [...path, 'questionnaires', i]))
-    .filter((q): q is string => q !== undefined));
-  list('details', () => r.list(o.details, [...path, 'details'])
-    .map((d, i) => readDetail(r, d, [...path, 'details', i]))
-    .filter((d): d is CoverageDetail => d !== undefined));
-  list('reasons', () => r.list(o.reasons, [...path, 'reasons'])
-    .map((x, i) => readReason(r, x, [...path, 'reasons', i]))
-    .filter((x): x is Reason => x !== undefined));
-  list('billingCodes', () => r.list(o.billingCodes, [...path, 'billingCodes'])
-    .map((c, i) => readCoding(r, c, [...path, 'billingCodes', i]))
-    .filter((c): c is Coding => c !== undefined));
+  list('questionnaires', () =>
+    r
+      .list(o.questionnaires, [...path, 'questionnaires'])
+      .map((q, i) => canonical(r, q, [...path, 'questionnaires', i]))
+      .filter((q): q is string => q !== undefined),
+  );
+  list('details', () =>
+    r
+      .list(o.details, [...path, 'details'])
+      .map((d, i) => readDetail(r, d, [...path, 'details', i]))
+      .filter((d): d is CoverageDetail => d !== undefined),
+  );
+  list('reasons', () =>
+    r
+      .list(o.reasons, [...path, 'reasons'])
+      .map((x, i) => readReason(r, x, [...path, 'reasons', i]))
+      .filter((x): x is Reason => x !== undefined),
+  );
+  list('billingCodes', () =>
+    r
+      .list(o.billingCodes, [...path, 'billingCodes'])
+      .map((c, i) => readCoding(r, c, [...path, 'billingCodes', i]))
+      .filter((c): c is Coding => c !== undefined),
+  );
   if (o.contacts !== undefined) out.contacts = readContacts(r, o.contacts, [...path, 'contacts']);
   if (o.expiresInDays !== undefined) {
     const n = r.number(o.expiresInDays, [...path, 'expiresInDays'], true, 1);
@@ -152,8 +178,8 @@ function readReason(r: Reader, v: unknown, path: Path): Reason | undefined {
     if (t !== undefined) reason.text = t;
   }
   if (o.system === undefined || o.system === CRD_TEMP_SYSTEM) {
-    if (o.display !== undefined) r.issue([...path, 'display'], 'RULES_BAD_VALUE',
-      'CRD reason codes carry their own display');
+    if (o.display !== undefined)
+      r.issue([...path, 'display'], 'RULES_BAD_VALUE', 'CRD reason codes carry their own display');
     if (o.code !== undefined) {
       const c = r.code(o.code, REASON_CODES, [...path, 'code']);
       if (c !== undefined) reason.code = c;
@@ -171,15 +197,20 @@ function readReason(r: Reader, v: unknown, path: Path): Reason | undefined {
 
 /** `{system, code, display?}` with `system` an alias (`cpt`) or a URI; emits the canonical. */
 export function readCoding(r: Reader, v: unknown, path: Path, lenient = false): Coding | undefined {
-  const o = lenient ? (v as Record<string, unknown>)
+  const o = lenient
+    ? (v as Record<string, unknown>)
     : r.object(v, path, ['system', 'code'], ['display']);
   if (o === undefined) return undefined;
   const system = r.string(o.system, [...path, 'system']);
   const code = r.string(o.code, [...path, 'code']);
   const systems = system === undefined ? undefined : systemsFor(system);
   if (system !== undefined && systems === undefined) {
-    r.issue([...path, 'system'], 'RULES_UNKNOWN_CODE', `unknown code system "${system}": use an ` +
-      'absolute URI or an alias (hcpcs, cpt, rxnorm, snomed, loinc, ndc, icd10pcs, service-type)');
+    r.issue(
+      [...path, 'system'],
+      'RULES_UNKNOWN_CODE',
+      `unknown code system "${system}": use an ` +
+        'absolute URI or an alias (hcpcs, cpt, rxnorm, snomed, loinc, ndc, icd10pcs, service-type)',
+    );
   }
   const canon = systems?.[0];
   if (canon === undefined || code === undefined) return undefined;

@@ -13,13 +13,34 @@ import type { CodeMatcher, ConditionalTarget, Need, Rule } from './schema.js';
 import { readOutcome } from './validate-outcome.js';
 
 /** The six CRD hooks. */
-export const HOOKS: readonly HookName[] = ['appointment-book', 'encounter-discharge',
-  'encounter-start', 'order-dispatch', 'order-select', 'order-sign'];
+export const HOOKS: readonly HookName[] = [
+  'appointment-book',
+  'encounter-discharge',
+  'encounter-start',
+  'order-dispatch',
+  'order-select',
+  'order-sign',
+];
 /** Resource types a rule can be about (CRD §2 order types plus Appointment). */
-export const ORDER_TYPES = ['ServiceRequest', 'DeviceRequest', 'MedicationRequest',
-  'NutritionOrder', 'VisionPrescription', 'CommunicationRequest', 'Appointment'] as const;
-const RULE_KEYS = ['description', 'codes', 'resourceTypes', 'plans', 'hooks', 'when', 'needs',
-  'cards'];
+export const ORDER_TYPES = [
+  'ServiceRequest',
+  'DeviceRequest',
+  'MedicationRequest',
+  'NutritionOrder',
+  'VisionPrescription',
+  'CommunicationRequest',
+  'Appointment',
+] as const;
+const RULE_KEYS = [
+  'description',
+  'codes',
+  'resourceTypes',
+  'plans',
+  'hooks',
+  'when',
+  'needs',
+  'cards',
+];
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const TARGETS: readonly ConditionalTarget[] = ['covered', 'paNeeded', 'docNeeded'];
 
@@ -54,12 +75,14 @@ export function readRule(r: Reader, v: unknown, path: Path): Rule | undefined {
   const then = readOutcome(r, o.then, [...path, 'then']);
   const rule: Rule = {
     id: id ?? '',
-    codes: r.list(o.codes, [...path, 'codes'])
+    codes: r
+      .list(o.codes, [...path, 'codes'])
       .map((c, i) => readMatcher(r, c, [...path, 'codes', i]))
       .filter((m): m is CodeMatcher => m !== undefined),
     needs: [],
     then: then ?? { covered: 'covered' },
-    cards: r.list(o.cards, [...path, 'cards'])
+    cards: r
+      .list(o.cards, [...path, 'cards'])
       .map((c, i) => readCard(r, c, [...path, 'cards', i]))
       .filter((c): c is CardTemplate => c !== undefined),
     path: '',
@@ -74,11 +97,16 @@ export function readRule(r: Reader, v: unknown, path: Path): Rule | undefined {
   if (o.hooks !== undefined) rule.hooks = r.codes(o.hooks, HOOKS, [...path, 'hooks']);
   if (o.when !== undefined) rule.when = readExpression(r, o.when, [...path, 'when']);
   if (o.codes === undefined && o.resourceTypes === undefined && o.when === undefined) {
-    r.issue(path, 'RULES_MISSING_KEY', 'a rule needs "codes", "resourceTypes" or "when" ' +
-      '(for every other order, use the payer\'s "default")');
+    r.issue(
+      path,
+      'RULES_MISSING_KEY',
+      'a rule needs "codes", "resourceTypes" or "when" ' +
+        '(for every other order, use the payer\'s "default")',
+    );
   }
   if (then !== undefined) {
-    rule.needs = r.list(o.needs, [...path, 'needs'])
+    rule.needs = r
+      .list(o.needs, [...path, 'needs'])
       .map((n, i) => readNeed(r, n, [...path, 'needs', i], defaultConditional(then)))
       .filter((n): n is Need => n !== undefined);
   }
@@ -92,8 +120,12 @@ function readMatcher(r: Reader, v: unknown, path: Path): CodeMatcher | undefined
   const system = r.string(o.system, [...path, 'system']);
   const systems = system === undefined ? undefined : systemsFor(system);
   if (system !== undefined && systems === undefined) {
-    r.issue([...path, 'system'], 'RULES_UNKNOWN_CODE', `unknown code system "${system}": use an ` +
-      'absolute URI or an alias (hcpcs, cpt, rxnorm, snomed, loinc, ndc, icd10pcs, service-type)');
+    r.issue(
+      [...path, 'system'],
+      'RULES_UNKNOWN_CODE',
+      `unknown code system "${system}": use an ` +
+        'absolute URI or an alias (hcpcs, cpt, rxnorm, snomed, loinc, ndc, icd10pcs, service-type)',
+    );
   }
   const given = ['code', 'codes', 'range'].filter((k) => o[k] !== undefined);
   if (given.length !== 1) {
@@ -129,8 +161,8 @@ function readNeed(r: Reader, v: unknown, path: Path, dflt: ConditionalTarget[]):
   if (o === undefined) return undefined;
   const expr = readExpression(r, o.fhirpath, [...path, 'fhirpath']);
   const infoNeeded = r.code(o.infoNeeded, INFO_NEEDED_CODES, [...path, 'infoNeeded']);
-  const conditional = o.conditional === undefined ? dflt
-    : r.codes(o.conditional, TARGETS, [...path, 'conditional']);
+  const conditional =
+    o.conditional === undefined ? dflt : r.codes(o.conditional, TARGETS, [...path, 'conditional']);
   if (o.conditional !== undefined && conditional.length === 0) {
     r.issue([...path, 'conditional'], 'RULES_BAD_VALUE', 'name at least one target');
   }
@@ -150,16 +182,21 @@ function readCard(r: Reader, v: unknown, path: Path): CardTemplate | undefined {
   const kind = r.code(o.kind, ['instructions', 'external-reference'] as const, [...path, 'kind']);
   const summary = r.string(o.summary, [...path, 'summary']);
   if (summary !== undefined && [...summary].length > MAX_SUMMARY) {
-    r.issue([...path, 'summary'], 'RULES_SUMMARY_TOO_LONG',
-      `summary has ${[...summary].length} characters; resp-6 wants under 140`);
+    r.issue(
+      [...path, 'summary'],
+      'RULES_SUMMARY_TOO_LONG',
+      `summary has ${[...summary].length} characters; resp-6 wants under 140`,
+    );
   }
   const topic = r.code(o.topic, Object.keys(CARD_TYPES), [...path, 'topic']);
   if (kind === undefined || summary === undefined || topic === undefined) return undefined;
   const card: CardTemplate = { kind, summary, topic };
   if (o.detail !== undefined) card.detail = r.string(o.detail, [...path, 'detail']);
   if (o.indicator !== undefined) {
-    card.indicator = r.code(o.indicator, ['info', 'warning', 'critical'] as const,
-      [...path, 'indicator']);
+    card.indicator = r.code(o.indicator, ['info', 'warning', 'critical'] as const, [
+      ...path,
+      'indicator',
+    ]);
   }
   const links = r.list(o.links, [...path, 'links']).flatMap((l, i) => {
     const lp = [...path, 'links', i];
@@ -170,15 +207,21 @@ function readCard(r: Reader, v: unknown, path: Path): CardTemplate | undefined {
   });
   if (kind === 'instructions') {
     if (card.detail === undefined) {
-      r.issue([...path, 'detail'], 'RULES_MISSING_KEY',
-        'Instructions cards need a detail (resp-24)');
+      r.issue(
+        [...path, 'detail'],
+        'RULES_MISSING_KEY',
+        'Instructions cards need a detail (resp-24)',
+      );
     }
     if (o.links !== undefined) {
       r.issue([...path, 'links'], 'RULES_BAD_VALUE', 'Instructions cards have no links (resp-24)');
     }
   } else if (links.length === 0) {
-    r.issue([...path, 'links'], 'RULES_MISSING_KEY',
-      'External Reference cards need a link (resp-18)');
+    r.issue(
+      [...path, 'links'],
+      'RULES_MISSING_KEY',
+      'External Reference cards need a link (resp-18)',
+    );
   } else card.links = links;
   return card;
 }

@@ -27,8 +27,11 @@ export function readRulesFile(r: Reader, doc: unknown): { payers: Payer[] } {
   const top = r.object(doc, [], ['version', 'payers'], ['description', 'ruleSets']);
   if (top === undefined) return { payers: [] };
   if (top.version !== undefined && top.version !== RULES_VERSION) {
-    r.issue(['version'], 'RULES_BAD_VALUE', `unsupported version ${String(top.version)}; ` +
-      `this server reads version ${RULES_VERSION}`);
+    r.issue(
+      ['version'],
+      'RULES_BAD_VALUE',
+      `unsupported version ${String(top.version)}; ` + `this server reads version ${RULES_VERSION}`,
+    );
   }
   if (top.description !== undefined) r.string(top.description, ['description']);
   const ruleIds = new Map<string, string>();
@@ -36,8 +39,11 @@ export function readRulesFile(r: Reader, doc: unknown): { payers: Payer[] } {
     rule.path = formatPath(path);
     const first = ruleIds.get(rule.id);
     if (first !== undefined) {
-      r.issue([...path, 'id'], 'RULES_DUPLICATE_ID',
-        `rule id "${rule.id}" is already used at ${first}`);
+      r.issue(
+        [...path, 'id'],
+        'RULES_DUPLICATE_ID',
+        `rule id "${rule.id}" is already used at ${first}`,
+      );
     } else ruleIds.set(rule.id, rule.path);
     checkRule(r, rule, path);
   };
@@ -65,8 +71,11 @@ export function readRulesFile(r: Reader, doc: unknown): { payers: Payer[] } {
         const name = inc && r.string(inc.include, [...p, 'include']);
         const set = name === undefined ? undefined : ruleSets.get(name);
         if (name !== undefined && set === undefined) {
-          r.issue([...p, 'include'], 'RULES_UNKNOWN_REFERENCE',
-            `no rule set "${name}" in ruleSets`);
+          r.issue(
+            [...p, 'include'],
+            'RULES_UNKNOWN_REFERENCE',
+            `no rule set "${name}" in ruleSets`,
+          );
         }
         return set ?? [];
       }
@@ -75,7 +84,8 @@ export function readRulesFile(r: Reader, doc: unknown): { payers: Payer[] } {
       return rule === undefined ? [] : [rule];
     });
 
-  const payers = r.list(top.payers, ['payers'], false)
+  const payers = r
+    .list(top.payers, ['payers'], false)
     .map((v, i) => readPayer(r, v, ['payers', i], readRules))
     .filter((p): p is Payer => p !== undefined);
   checkPayerUniqueness(r, payers);
@@ -107,13 +117,20 @@ function readPayer(
   }
   const dflt = readOutcome(r, o.default, [...path, 'default']);
   if (dflt !== undefined) checkOutcome(r, dflt, [...path, 'default']);
-  const plans = r.list(o.plans, [...path, 'plans'])
+  const plans = r
+    .list(o.plans, [...path, 'plans'])
     .map((p, i) => readPlan(r, p, [...path, 'plans', i], readRules))
     .filter((p): p is Plan => p !== undefined);
   const rules = readRules(o.rules, [...path, 'rules']);
   if (id === undefined || name === undefined || dflt === undefined) return undefined;
-  const payer: Payer = { id, name, match: { identifiers, organizationIds }, default: dflt,
-    plans, rules };
+  const payer: Payer = {
+    id,
+    name,
+    match: { identifiers, organizationIds },
+    default: dflt,
+    plans,
+    rules,
+  };
   if (o.contacts !== undefined) payer.contacts = readContacts(r, o.contacts, [...path, 'contacts']);
   return payer;
 }
@@ -143,20 +160,28 @@ function checkPayerUniqueness(r: Reader, payers: Payer[]): void {
     const first = seen.get(key);
     if (first !== undefined) {
       r.issue(path, 'RULES_DUPLICATE_ID', `${what} already used at ${first}`);
-    }
-    else seen.set(key, formatPath(path));
+    } else seen.set(key, formatPath(path));
   };
   payers.forEach((p, i) => {
     once(`id|${p.id}`, ['payers', i, 'id'], `payer id "${p.id}"`);
-    p.match.identifiers.forEach((x, j) => once(`ident|${x.system}|${x.value}`,
-      ['payers', i, 'match', 'identifiers', j], `identifier ${x.system}|${x.value}`));
-    p.match.organizationIds.forEach((x, j) => once(`org|${x}`,
-      ['payers', i, 'match', 'organizationIds', j], `organizationId "${x}"`));
+    p.match.identifiers.forEach((x, j) =>
+      once(
+        `ident|${x.system}|${x.value}`,
+        ['payers', i, 'match', 'identifiers', j],
+        `identifier ${x.system}|${x.value}`,
+      ),
+    );
+    p.match.organizationIds.forEach((x, j) =>
+      once(`org|${x}`, ['payers', i, 'match', 'organizationIds', j], `organizationId "${x}"`),
+    );
     const plans = new Set<string>();
     p.plans.forEach((plan, j) => {
       if (plans.has(plan.id)) {
-        r.issue(['payers', i, 'plans', j, 'id'], 'RULES_DUPLICATE_ID',
-          `plan "${plan.id}" repeated`);
+        r.issue(
+          ['payers', i, 'plans', j, 'id'],
+          'RULES_DUPLICATE_ID',
+          `plan "${plan.id}" repeated`,
+        );
       }
       plans.add(plan.id);
     });
@@ -176,7 +201,10 @@ function checkOutcome(r: Reader, o: Outcome, path: Path, when = ''): void {
   for (const hook of ['order-sign', 'order-select'] as HookName[]) {
     try {
       buildCoverageInformation(toDetermination(o, '2000-01-01'), {
-        coverageReference: 'Coverage/check', assertionId: 'check', date: '2000-01-01', hook,
+        coverageReference: 'Coverage/check',
+        assertionId: 'check',
+        date: '2000-01-01',
+        hook,
       });
     } catch (e) {
       if (!(e instanceof CoverageInformationError)) throw e;

@@ -67,7 +67,10 @@ export async function buildServer(deps: ServerDeps) {
     try {
       done(null, JSON.parse(body as string));
     } catch {
-      done(new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON', 'structure', '(body)'), undefined);
+      done(
+        new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON', 'structure', '(body)'),
+        undefined,
+      );
     }
   });
   app.addHook('onSend', async (_req, reply, payload) => {
@@ -81,35 +84,66 @@ export async function buildServer(deps: ServerDeps) {
 
   const cardTypes = cardTypesByHook(deps.rules);
   const discovery = discoveryDocument(deps.rules.payers.map((p) => p.name).join(', '), cardTypes);
-  app.get('/cds-services', {
-    onRequest: config.auth.discoveryRequiresAuth ? authenticate(`${base}/cds-services`) : [],
-  }, async () => discovery);
+  app.get(
+    '/cds-services',
+    {
+      onRequest: config.auth.discoveryRequiresAuth ? authenticate(`${base}/cds-services`) : [],
+    },
+    async () => discovery,
+  );
 
   const hookDeps: HookCallDeps = {
-    config, rules: deps.rules, now: deps.now ?? Date.now, cardTypes,
+    config,
+    rules: deps.rules,
+    now: deps.now ?? Date.now,
+    cardTypes,
     ...(config.fhir.ca ? { fhirCa: readFileSync(config.fhir.ca) } : {}),
   };
-  app.post<{ Params: { id: string } }>('/cds-services/:id', {
-    onRequest: async (req) => {
-      const { id } = req.params as { id: string };
-      // Names that could not be a service id are never turned into an audience.
-      if (!SERVICE_ID.test(id)) throw new CdsError(404, 'ERR_NOT_FOUND', 'no such service', 'not-found');
-      await authenticate(`${base}/cds-services/${id}`)(req);
-      if (!hookForService(id)) {
-        throw new CdsError(404, 'ERR_SERVICE_UNKNOWN', 'no such service', 'not-found', 'hook');
-      }
+  app.post<{ Params: { id: string } }>(
+    '/cds-services/:id',
+    {
+      onRequest: async (req) => {
+        const { id } = req.params as { id: string };
+        // Names that could not be a service id are never turned into an audience.
+        if (!SERVICE_ID.test(id))
+          throw new CdsError(404, 'ERR_NOT_FOUND', 'no such service', 'not-found');
+        await authenticate(`${base}/cds-services/${id}`)(req);
+        if (!hookForService(id)) {
+          throw new CdsError(404, 'ERR_SERVICE_UNKNOWN', 'no such service', 'not-found', 'hook');
+        }
+      },
     },
-  }, async (req, reply) => {
-    const def = hookForService(req.params.id)!;
-    const result = await handleHookCall(hookDeps, def, req.client!, req.body, req.log);
-    return reply.status(200).type('application/json').send(result);
-  });
+    async (req, reply) => {
+      const def = hookForService(req.params.id)!;
+      const result = await handleHookCall(hookDeps, def, req.client!, req.body, req.log);
+      return reply.status(200).type('application/json').send(result);
+    },
+  );
 
-  const methodNotAllowed = (allow: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
-    reply.status(405).header('allow', allow).type('application/fhir+json')
-      .send(new CdsError(405, 'ERR_METHOD', `method not allowed; use ${allow}`, 'not-supported').toOutcome());
-  app.route({ method: ['POST', 'PUT', 'DELETE', 'PATCH'], url: '/cds-services', handler: methodNotAllowed('GET') });
-  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: '/cds-services/:id', handler: methodNotAllowed('POST') });
+  const methodNotAllowed =
+    (allow: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
+      reply
+        .status(405)
+        .header('allow', allow)
+        .type('application/fhir+json')
+        .send(
+          new CdsError(
+            405,
+            'ERR_METHOD',
+            `method not allowed; use ${allow}`,
+            'not-supported',
+          ).toOutcome(),
+        );
+  app.route({
+    method: ['POST', 'PUT', 'DELETE', 'PATCH'],
+    url: '/cds-services',
+    handler: methodNotAllowed('GET'),
+  });
+  app.route({
+    method: ['GET', 'PUT', 'DELETE', 'PATCH'],
+    url: '/cds-services/:id',
+    handler: methodNotAllowed('POST'),
+  });
   return app;
 }
 

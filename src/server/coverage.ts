@@ -31,13 +31,17 @@ function isActive(coverage: Coverage, today: string): boolean {
  * Coverage alone does not identify the payer (found-28: query what is needed, when needed).
  */
 async function findPayer(rules: RulesFile, coverage: Coverage, gathered: Gathered) {
-  const organizations = () => [...gathered.resources.values()].filter(
-    (r): r is Resource => r.resourceType === 'Organization',
-  );
+  const organizations = () =>
+    [...gathered.resources.values()].filter(
+      (r): r is Resource => r.resourceType === 'Organization',
+    );
   const first = matchPayer(rules, coverage, organizations());
   const payorRef = localReference(coverage.payor?.[0]?.reference);
-  if (!('error' in first) || !payorRef?.startsWith('Organization/') ||
-    gathered.resources.has(payorRef)) {
+  if (
+    !('error' in first) ||
+    !payorRef?.startsWith('Organization/') ||
+    gathered.resources.has(payorRef)
+  ) {
     return first;
   }
   const read = await gathered.read(payorRef);
@@ -52,16 +56,22 @@ export async function resolveCoverage(
 ): Promise<ResolvedCoverage> {
   const lookup = gathered.coverages;
   if (lookup.status !== 'found') {
-    const why = lookup.status === 'failed'
-      ? 'the Coverage could not be read from the EHR FHIR server'
-      : 'no Coverage for the patient was provided or could be queried';
-    throw notHandled('ERR_COVERAGE_NOT_ACCESSIBLE', `${why}; this endpoint cannot identify the payer`);
+    const why =
+      lookup.status === 'failed'
+        ? 'the Coverage could not be read from the EHR FHIR server'
+        : 'no Coverage for the patient was provided or could be queried';
+    throw notHandled(
+      'ERR_COVERAGE_NOT_ACCESSIBLE',
+      `${why}; this endpoint cannot identify the payer`,
+    );
   }
   // dev-29: the client sends only the primary coverage; several means the payer is ambiguous.
   const distinct = new Map(lookup.value.map((c) => [c.id ?? JSON.stringify(c.identifier), c]));
   if (distinct.size > 1) {
-    throw notHandled('ERR_COVERAGE_AMBIGUOUS',
-      `${distinct.size} Coverages were provided; send only the primary coverage (dev-29)`);
+    throw notHandled(
+      'ERR_COVERAGE_AMBIGUOUS',
+      `${distinct.size} Coverages were provided; send only the primary coverage (dev-29)`,
+    );
   }
   const coverage = [...distinct.values()][0]!;
   const match = await findPayer(rules, coverage, gathered);
@@ -75,16 +85,28 @@ export async function resolveCoverage(
   }
   const { payer } = match;
   if (gathered.patient.status === 'absent') {
-    return { payer, coverage, override: {
-      covered: 'not-covered',
-      reasons: [{ code: 'no-member-found', text: 'The patient could not be found in the EHR record' }],
-    } };
+    return {
+      payer,
+      coverage,
+      override: {
+        covered: 'not-covered',
+        reasons: [
+          { code: 'no-member-found', text: 'The patient could not be found in the EHR record' },
+        ],
+      },
+    };
   }
   if (!isActive(coverage, today)) {
-    return { payer, coverage, override: {
-      covered: 'not-covered',
-      reasons: [{ code: 'no-active-coverage', text: 'The coverage is not active on the order date' }],
-    } };
+    return {
+      payer,
+      coverage,
+      override: {
+        covered: 'not-covered',
+        reasons: [
+          { code: 'no-active-coverage', text: 'The coverage is not active on the order date' },
+        ],
+      },
+    };
   }
   return { payer, coverage };
 }

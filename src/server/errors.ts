@@ -7,16 +7,38 @@ import { CdsError, operationOutcome } from '../cds/outcome.js';
 
 /** Fastify's own failures, mapped to the protocol's errors. */
 const FASTIFY_ERRORS: Record<string, CdsError> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: new CdsError(413, 'ERR_BODY_TOO_LARGE',
-    'the request body exceeds the size limit', 'too-long'),
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: new CdsError(415, 'ERR_CONTENT_TYPE',
-    'the request body must be "application/json"', 'not-supported'),
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: new CdsError(400, 'ERR_CONTENT_LENGTH',
-    'the "Content-Length" header does not match the body', 'structure'),
-  FST_ERR_CTP_EMPTY_JSON_BODY: new CdsError(400, 'ERR_REQUEST_INVALID',
-    'the request body is empty', 'structure', '(body)'),
-  FST_ERR_CTP_INVALID_JSON_BODY: new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON',
-    'structure', '(body)'),
+  FST_ERR_CTP_BODY_TOO_LARGE: new CdsError(
+    413,
+    'ERR_BODY_TOO_LARGE',
+    'the request body exceeds the size limit',
+    'too-long',
+  ),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: new CdsError(
+    415,
+    'ERR_CONTENT_TYPE',
+    'the request body must be "application/json"',
+    'not-supported',
+  ),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: new CdsError(
+    400,
+    'ERR_CONTENT_LENGTH',
+    'the "Content-Length" header does not match the body',
+    'structure',
+  ),
+  FST_ERR_CTP_EMPTY_JSON_BODY: new CdsError(
+    400,
+    'ERR_REQUEST_INVALID',
+    'the request body is empty',
+    'structure',
+    '(body)',
+  ),
+  FST_ERR_CTP_INVALID_JSON_BODY: new CdsError(
+    400,
+    'ERR_JSON',
+    'the request body is not valid JSON',
+    'structure',
+    '(body)',
+  ),
 };
 
 /** Maps an error to the CdsError that is sent. */
@@ -26,25 +48,41 @@ export function toCdsError(err: FastifyError | Error): CdsError {
   const known = code ? FASTIFY_ERRORS[code] : undefined;
   if (known) return known;
   if (err instanceof SyntaxError || (err as FastifyError).statusCode === 400) {
-    return new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON', 'structure', '(body)');
+    return new CdsError(
+      400,
+      'ERR_JSON',
+      'the request body is not valid JSON',
+      'structure',
+      '(body)',
+    );
   }
-  return new CdsError(500, 'ERR_INTERNAL', 'internal error; the request was not processed',
-    'exception');
+  return new CdsError(
+    500,
+    'ERR_INTERNAL',
+    'internal error; the request was not processed',
+    'exception',
+  );
 }
 
 /** Fastify error handler: logs the code only, answers with an OperationOutcome. */
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const cds = toCdsError(err);
-  if (cds.status >= 500) req.log.error({ err: { name: err.name, code: (err as FastifyError).code } }, 'request failed');
+  if (cds.status >= 500)
+    req.log.error({ err: { name: err.name, code: (err as FastifyError).code } }, 'request failed');
   else req.log.info({ code: cds.code, status: cds.status }, 'request refused');
   if (cds.status === 401) {
-    reply.header('WWW-Authenticate', (cds as CdsError & { wwwAuthenticate?: string }).wwwAuthenticate ?? 'Bearer');
+    reply.header(
+      'WWW-Authenticate',
+      (cds as CdsError & { wwwAuthenticate?: string }).wwwAuthenticate ?? 'Bearer',
+    );
   }
   void reply.status(cds.status).type('application/fhir+json').send(cds.toOutcome());
 }
 
 /** 404 for any route crdkit does not serve. */
 export function notFoundHandler(_req: FastifyRequest, reply: FastifyReply): void {
-  void reply.status(404).type('application/fhir+json')
+  void reply
+    .status(404)
+    .type('application/fhir+json')
     .send(operationOutcome('not-found', 'ERR_NOT_FOUND', 'no such endpoint'));
 }

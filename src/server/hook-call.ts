@@ -36,30 +36,45 @@ export async function handleHookCall(
   const req = checkHookRequest(def, body);
   checkRequestedVersion(req.extension['davinci-crd.requestedVersion']);
   const configuration = readConfiguration(
-    def, req.extension['davinci-crd.configuration'], deps.cardTypes(def.hook));
+    def,
+    req.extension['davinci-crd.configuration'],
+    deps.cardTypes(def.hook),
+  );
 
   // found-5 and the SSRF guard: only an https fhirServer registered for this client is queried.
   const fhirBase = allowedFhirServer(req.fhirServer, caller.client.fhirServers ?? []);
-  const client = fhirBase && req.fhirAuthorization
-    ? new FhirClient(fhirBase, req.fhirAuthorization.access_token, {
-        timeoutMs: deps.config.fhir.timeoutMs,
-        maxResponseBytes: deps.config.fhir.maxResponseBytes,
-        ...(deps.fhirCa ? { ca: deps.fhirCa } : {}),
-      })
-    : undefined;
+  const client =
+    fhirBase && req.fhirAuthorization
+      ? new FhirClient(fhirBase, req.fhirAuthorization.access_token, {
+          timeoutMs: deps.config.fhir.timeoutMs,
+          maxResponseBytes: deps.config.fhir.maxResponseBytes,
+          ...(deps.fhirCa ? { ca: deps.fhirCa } : {}),
+        })
+      : undefined;
   const gathered = await gather(def, req, client, deps.config.fhir.timeoutMs);
   const today = new Date(deps.now()).toISOString().slice(0, 10);
   const coverage = await resolveCoverage(deps.rules, gathered, today);
-  const response = respond({ def, req, gathered, coverage, configuration, rules: deps.rules, today });
-  log.info({
-    hook: def.hook,
-    client: caller.client.name ?? caller.iss,
-    fhirQueried: client !== undefined,
-    payer: coverage.payer.id,
-    orders: gathered.orders.length,
-    cards: response.cards.length,
-    systemActions: response.systemActions?.length ?? 0,
-    failures: gathered.failures,
-  }, 'hook answered');
+  const response = respond({
+    def,
+    req,
+    gathered,
+    coverage,
+    configuration,
+    rules: deps.rules,
+    today,
+  });
+  log.info(
+    {
+      hook: def.hook,
+      client: caller.client.name ?? caller.iss,
+      fhirQueried: client !== undefined,
+      payer: coverage.payer.id,
+      orders: gathered.orders.length,
+      cards: response.cards.length,
+      systemActions: response.systemActions?.length ?? 0,
+      failures: gathered.failures,
+    },
+    'hook answered',
+  );
   return response;
 }

@@ -31,27 +31,34 @@ export interface RespondInput {
 
 /** Hooks whose orders get coverage information; encounter hooks carry no order. */
 const COVERAGE_INFO_HOOKS: ReadonlySet<HookName> = new Set([
-  'order-sign', 'order-dispatch', 'appointment-book', 'order-select',
+  'order-sign',
+  'order-dispatch',
+  'appointment-book',
+  'order-select',
 ]);
 
 /** resp-43: a technical failure makes the answer indeterminate, with the reason said. */
 function technical(failures: string[]): Determination {
   return {
     covered: 'indeterminate',
-    reasons: [{
-      code: 'technical',
-      text: `Coverage could not be determined: the EHR FHIR API failed (${[...new Set(failures)].join(', ')})`,
-    }],
+    reasons: [
+      {
+        code: 'technical',
+        text: `Coverage could not be determined: the EHR FHIR API failed (${[...new Set(failures)].join(', ')})`,
+      },
+    ],
   };
 }
 
 function decideOrder(input: RespondInput, order: Resource): Decision {
   const { coverage, gathered, req, def, today } = input;
-  if (coverage.override) return { ruleId: 'crd-coverage-status', determination: coverage.override, cards: [] };
+  if (coverage.override)
+    return { ruleId: 'crd-coverage-status', determination: coverage.override, cards: [] };
   if (gathered.failures.length > 0) {
     return { ruleId: 'technical-failure', determination: technical(gathered.failures), cards: [] };
   }
-  const patient = gathered.patient.status === 'found' ? (gathered.patient.value as Patient) : undefined;
+  const patient =
+    gathered.patient.status === 'found' ? (gathered.patient.value as Patient) : undefined;
   return decide(input.rules, {
     hook: def.hook,
     order,
@@ -72,7 +79,8 @@ function decideOrder(input: RespondInput, order: Resource): Decision {
 /** Builds the response body for one call. */
 export function respond(input: RespondInput): HookResponse {
   const { def, gathered, coverage, configuration, today } = input;
-  const wantsCoverageInfo = COVERAGE_INFO_HOOKS.has(def.hook) && configuration.enabled('coverage-info');
+  const wantsCoverageInfo =
+    COVERAGE_INFO_HOOKS.has(def.hook) && configuration.enabled('coverage-info');
   // resp-32/resp-33: one assertion id per coverage in this response, new for every response.
   const assertionId = randomUUID();
   const coverageReference = `Coverage/${coverage.coverage.id ?? 'unknown'}`;
@@ -84,7 +92,10 @@ export function respond(input: RespondInput): HookResponse {
     templates.push(...decision.cards.map((c) => ({ ...c, orders: [ref] })));
     if (!wantsCoverageInfo) continue;
     const extension = buildCoverageInformation(decision.determination, {
-      coverageReference, assertionId, date: today, hook: def.hook,
+      coverageReference,
+      assertionId,
+      date: today,
+      hook: def.hook,
     });
     systemActions.push(coverageInformationAction(order, [extension]));
   }

@@ -125,8 +125,13 @@ describe('jti, tenant and replay', () => {
     const token = await tokenFor(es, 'ES384');
     await verifier.verify(bearer(token), AUD);
     await expectAuthError(verifier.verify(bearer(token), AUD), 'ERR_JWT_REPLAY', token);
-    const sameJti = await tokenFor(es, 'ES384', claims({ jti: JSON.parse(
-      Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).jti }));
+    const sameJti = await tokenFor(
+      es,
+      'ES384',
+      claims({
+        jti: JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).jti,
+      }),
+    );
     await expectAuthError(verifier.verify(bearer(sameJti), AUD), 'ERR_JWT_REPLAY', sameJti);
   });
 
@@ -144,7 +149,10 @@ describe('client list', () => {
     const keys = { keys: [es.publicJwk] };
     const bad = [
       [{ iss: '', jwks: keys }],
-      [{ iss: ISS, jwks: keys }, { iss: ISS, jwks: keys }],
+      [
+        { iss: ISS, jwks: keys },
+        { iss: ISS, jwks: keys },
+      ],
       [{ iss: ISS }],
       [{ iss: ISS, jwksUri: 'http://ehr.example.org/jwks.json' }],
       [{ iss: ISS, jwks: { keys: [es.publicJwk, es.publicJwk] } }],

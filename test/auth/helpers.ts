@@ -50,9 +50,7 @@ export async function sign(
   payload: Record<string, unknown>,
   key: CryptoKey,
 ): Promise<string> {
-  return new CompactSign(Buffer.from(JSON.stringify(payload)))
-    .setProtectedHeader(header)
-    .sign(key);
+  return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
 /** A token with the standard header `{alg, typ: 'JWT', kid}` signed by `key`. */

@@ -107,8 +107,13 @@ describe('jku', () => {
   test(`${ID}: signCdsJwt output verifies against a registered key set URL`, async () => {
     const pair = await generateClientKeyPair('RS384');
     server.reply.body = JSON.stringify({ keys: [pair.publicJwk] });
-    const jwt = await signCdsJwt({ privateJwk: pair.privateJwk, iss: ISS, aud: AUD, jku: jwksUri,
-      now: clock });
+    const jwt = await signCdsJwt({
+      privateJwk: pair.privateJwk,
+      iss: ISS,
+      aud: AUD,
+      jku: jwksUri,
+      now: clock,
+    });
     await verifierFor().verify(bearer(jwt), AUD);
   });
 });
@@ -156,19 +161,18 @@ describe('TLS and transport', () => {
     await refuse(verifierFor({}, { maxBytes: 50 }), await token(), 'ERR_JWKS_FETCH');
   });
 
-  test(`${ID}: bad JSON, a non-key-set, HTTP errors and redirects give ERR_JWKS_FETCH`,
-    async () => {
-      for (const [status, body, headers] of [
-        [200, '{not json', {}],
-        [200, '[]', {}],
-        [404, '{}', {}],
-        [302, '', { location: `${server.origin}/elsewhere.json` }],
-      ] as const) {
-        Object.assign(server.reply, { status, body, headers });
-        await refuse(verifierFor(), await token(), 'ERR_JWKS_FETCH');
-      }
-      assert.ok(!server.hits.includes('/elsewhere.json'));
-    });
+  test(`${ID}: bad JSON, a non-key-set, HTTP errors and redirects give ERR_JWKS_FETCH`, async () => {
+    for (const [status, body, headers] of [
+      [200, '{not json', {}],
+      [200, '[]', {}],
+      [404, '{}', {}],
+      [302, '', { location: `${server.origin}/elsewhere.json` }],
+    ] as const) {
+      Object.assign(server.reply, { status, body, headers });
+      await refuse(verifierFor(), await token(), 'ERR_JWKS_FETCH');
+    }
+    assert.ok(!server.hits.includes('/elsewhere.json'));
+  });
 });
 
 describe('key set content', () => {
@@ -241,22 +245,21 @@ describe('caching', () => {
     assert.equal(server.hits.length, 2);
   });
 
-  test(`${ID}: an unknown kid refetches at most once per cooldown, then finds a new key`,
-    async () => {
-      const v = verifierFor();
-      await v.verify(bearer(await token()), AUD);
-      const rotated = await makeKey('ES384');
-      clock = NOW + 31;
-      await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
-      assert.equal(server.hits.length, 2);
-      for (let i = 0; i < 5; i += 1) await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
-      assert.equal(server.hits.length, 2);
-      server.reply.body = JSON.stringify({ keys: [es.publicJwk, rotated.publicJwk] });
-      clock = NOW + 50;
-      await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
-      assert.equal(server.hits.length, 2);
-      clock = NOW + 62;
-      await v.verify(bearer(await token(rotated)), AUD);
-      assert.equal(server.hits.length, 3);
-    });
+  test(`${ID}: an unknown kid refetches at most once per cooldown, then finds a new key`, async () => {
+    const v = verifierFor();
+    await v.verify(bearer(await token()), AUD);
+    const rotated = await makeKey('ES384');
+    clock = NOW + 31;
+    await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
+    assert.equal(server.hits.length, 2);
+    for (let i = 0; i < 5; i += 1) await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
+    assert.equal(server.hits.length, 2);
+    server.reply.body = JSON.stringify({ keys: [es.publicJwk, rotated.publicJwk] });
+    clock = NOW + 50;
+    await refuse(v, await token(rotated), 'ERR_JWT_KID_UNKNOWN');
+    assert.equal(server.hits.length, 2);
+    clock = NOW + 62;
+    await v.verify(bearer(await token(rotated)), AUD);
+    assert.equal(server.hits.length, 3);
+  });
 });

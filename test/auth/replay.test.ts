@@ -44,22 +44,21 @@ describe('MemoryReplayStore', () => {
     assert.equal(await store.spend(ISS, jti, NOW + 720), true);
   });
 
-  test(`${ID}: purges expired entries and refuses (503) rather than evict live ones`,
-    async () => {
-      let clock = NOW;
-      const store = new MemoryReplayStore({ now: () => clock, maxEntries: 3, purgeEvery: 2 });
-      for (let i = 0; i < 3; i += 1) assert.ok(await store.spend(ISS, `j${i}`, NOW + 10));
-      await assert.rejects(store.spend(ISS, 'j3', NOW + 10), (err: unknown) => {
-        assert.ok(err instanceof ReplayCapacityError);
-        assert.equal(err.status, 503);
-        assert.equal(err.code, 'ERR_REPLAY_CAPACITY');
-        return true;
-      });
-      assert.equal(await store.spend(ISS, 'j0', NOW + 10), false);
-      clock = NOW + 11;
-      assert.ok(await store.spend(ISS, 'j3', NOW + 20));
-      assert.equal(store.size, 1);
+  test(`${ID}: purges expired entries and refuses (503) rather than evict live ones`, async () => {
+    let clock = NOW;
+    const store = new MemoryReplayStore({ now: () => clock, maxEntries: 3, purgeEvery: 2 });
+    for (let i = 0; i < 3; i += 1) assert.ok(await store.spend(ISS, `j${i}`, NOW + 10));
+    await assert.rejects(store.spend(ISS, 'j3', NOW + 10), (err: unknown) => {
+      assert.ok(err instanceof ReplayCapacityError);
+      assert.equal(err.status, 503);
+      assert.equal(err.code, 'ERR_REPLAY_CAPACITY');
+      return true;
     });
+    assert.equal(await store.spend(ISS, 'j0', NOW + 10), false);
+    clock = NOW + 11;
+    assert.ok(await store.spend(ISS, 'j3', NOW + 20));
+    assert.equal(store.size, 1);
+  });
 });
 
 describe('SqliteReplayStore', () => {

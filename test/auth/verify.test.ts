@@ -103,8 +103,16 @@ describe('Authorization header and structure', () => {
     const [h, p, s] = good.split('.') as [string, string, string];
     const notJson = Buffer.from('not json').toString('base64url');
     const array = Buffer.from('[1,2]').toString('base64url');
-    for (const bad of ['abc', `${h}.${p}`, `${good}.x`, `${notJson}.${p}.${s}`,
-      `${h}.${array}.${s}`, `${h}.${p}.${s}!`, `${h}.${p}.${s} x`, `.${p}.${s}`]) {
+    for (const bad of [
+      'abc',
+      `${h}.${p}`,
+      `${good}.x`,
+      `${notJson}.${p}.${s}`,
+      `${h}.${array}.${s}`,
+      `${h}.${p}.${s}!`,
+      `${h}.${p}.${s} x`,
+      `.${p}.${s}`,
+    ]) {
       await refuse(bad, 'ERR_JWT_MALFORMED');
     }
   });
@@ -112,8 +120,10 @@ describe('Authorization header and structure', () => {
   test(`${ID}: refuses a "crit" header with ERR_JWT_MALFORMED`, async () => {
     const header = { alg: 'ES384', typ: 'JWT', kid: es.kid };
     await refuse(rawEs384({ ...header, crit: ['exp'] }, claims(), es), 'ERR_JWT_MALFORMED');
-    await refuse(rawEs384({ ...header, crit: ['b64'], b64: false }, claims(), es),
-      'ERR_JWT_MALFORMED');
+    await refuse(
+      rawEs384({ ...header, crit: ['b64'], b64: false }, claims(), es),
+      'ERR_JWT_MALFORMED',
+    );
   });
 
   test(`${ID}: refuses an oversized token with ERR_JWT_TOO_LARGE`, async () => {
@@ -152,17 +162,16 @@ describe('algorithms', () => {
     }
   });
 
-  test(`${ID}: refuses a header alg that disagrees with the key (ERR_JWT_ALG_KEY_MISMATCH)`,
-    async () => {
-      // RS384 header naming the EC key, signed with an RSA key.
-      const rsAsEs = await sign({ alg: 'RS384', typ: 'JWT', kid: es.kid }, claims(), rs.privateKey);
-      await refuse(rsAsEs, 'ERR_JWT_ALG_KEY_MISMATCH');
-      const esAsRs = await sign({ alg: 'ES384', typ: 'JWT', kid: rs.kid }, claims(), es.privateKey);
-      await refuse(esAsRs, 'ERR_JWT_ALG_KEY_MISMATCH');
-      // ES384 header naming a registered P-256 key.
-      const wrongCurve = forge({ alg: 'ES384', typ: 'JWT', kid: p256.kid }, claims(), 'AAAA');
-      await refuse(wrongCurve, 'ERR_JWT_ALG_KEY_MISMATCH');
-    });
+  test(`${ID}: refuses a header alg that disagrees with the key (ERR_JWT_ALG_KEY_MISMATCH)`, async () => {
+    // RS384 header naming the EC key, signed with an RSA key.
+    const rsAsEs = await sign({ alg: 'RS384', typ: 'JWT', kid: es.kid }, claims(), rs.privateKey);
+    await refuse(rsAsEs, 'ERR_JWT_ALG_KEY_MISMATCH');
+    const esAsRs = await sign({ alg: 'ES384', typ: 'JWT', kid: rs.kid }, claims(), es.privateKey);
+    await refuse(esAsRs, 'ERR_JWT_ALG_KEY_MISMATCH');
+    // ES384 header naming a registered P-256 key.
+    const wrongCurve = forge({ alg: 'ES384', typ: 'JWT', kid: p256.kid }, claims(), 'AAAA');
+    await refuse(wrongCurve, 'ERR_JWT_ALG_KEY_MISMATCH');
+  });
 
   test(`${ID}: refuses an RSA key under 2048 bits with ERR_JWKS_KEY_INVALID`, async () => {
     const input = forge({ alg: 'RS384', typ: 'JWT', kid: weakKid }, claims()).slice(0, -1);
@@ -179,10 +188,14 @@ describe('header fields', () => {
   });
 
   test(`${ID}: refuses a missing "kid" with ERR_JWT_KID_MISSING`, async () => {
-    await refuse(await sign({ alg: 'ES384', typ: 'JWT' }, claims(), es.privateKey),
-      'ERR_JWT_KID_MISSING');
-    await refuse(await sign({ alg: 'ES384', typ: 'JWT', kid: '' }, claims(), es.privateKey),
-      'ERR_JWT_KID_MISSING');
+    await refuse(
+      await sign({ alg: 'ES384', typ: 'JWT' }, claims(), es.privateKey),
+      'ERR_JWT_KID_MISSING',
+    );
+    await refuse(
+      await sign({ alg: 'ES384', typ: 'JWT', kid: '' }, claims(), es.privateKey),
+      'ERR_JWT_KID_MISSING',
+    );
   });
 
   test(`${ID}: refuses an unknown "kid" with ERR_JWT_KID_UNKNOWN`, async () => {
@@ -196,11 +209,10 @@ describe('header fields', () => {
     }
   });
 
-  test(`${ID}: ignores an embedded "jwk" header: an attacker key gives ERR_JWT_SIGNATURE`,
-    async () => {
-      const token = await tokenFor(attacker, 'ES384', claims(), { jwk: attacker.publicJwk });
-      await refuse(token, 'ERR_JWT_SIGNATURE');
-    });
+  test(`${ID}: ignores an embedded "jwk" header: an attacker key gives ERR_JWT_SIGNATURE`, async () => {
+    const token = await tokenFor(attacker, 'ES384', claims(), { jwk: attacker.publicJwk });
+    await refuse(token, 'ERR_JWT_SIGNATURE');
+  });
 
   test(`${ID}: ignores "x5c"/"x5u": valid with junk, attacker-signed still refused`, async () => {
     const pems = await generate(undefined, { keyType: 'ec', curve: 'P-384', algorithm: 'sha384' });

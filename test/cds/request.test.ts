@@ -9,14 +9,18 @@ const orderSign = () => ({
   hookInstance: 'b8b5d5b1-2f8a-4e0a-9f54-3c2a6a1f0a11',
   fhirServer: 'https://ehr.test/fhir',
   fhirAuthorization: {
-    access_token: 'opaque', token_type: 'Bearer', expires_in: 30, scope: 'patient/Patient.read',
+    access_token: 'opaque',
+    token_type: 'Bearer',
+    expires_in: 30,
+    scope: 'patient/Patient.read',
     subject: 'payer-client',
   },
   context: {
     userId: 'Practitioner/p1',
     patientId: 'pat1',
     draftOrders: {
-      resourceType: 'Bundle', type: 'collection',
+      resourceType: 'Bundle',
+      type: 'collection',
       entry: [{ resource: { resourceType: 'ServiceRequest', id: 'sr1', status: 'draft' } }],
     },
   },
@@ -62,7 +66,9 @@ describe('hook request checks (hook-13, hook-20)', () => {
   it('hook-13: patientId given as a reference is a 400', () => {
     const body = orderSign();
     body.context.patientId = 'Patient/pat1';
-    assert.deepEqual(refused('order-sign', body).toOutcome().issue[0]?.expression, ['context.patientId']);
+    assert.deepEqual(refused('order-sign', body).toOutcome().issue[0]?.expression, [
+      'context.patientId',
+    ]);
   });
 
   it('hook-13: userId of the wrong resource type is a 400', () => {
@@ -75,7 +81,9 @@ describe('hook request checks (hook-13, hook-20)', () => {
     const body = orderSign();
     delete (body.context.draftOrders.entry[0]!.resource as { id?: string }).id;
     const err = refused('order-sign', body);
-    assert.deepEqual(err.toOutcome().issue[0]?.expression, ['context.draftOrders.entry[0].resource.id']);
+    assert.deepEqual(err.toOutcome().issue[0]?.expression, [
+      'context.draftOrders.entry[0].resource.id',
+    ]);
   });
 
   it('hook-13: fhirAuthorization without fhirServer is a 400 naming fhirServer', () => {
@@ -108,24 +116,37 @@ describe('hook request checks (hook-13, hook-20)', () => {
   });
 
   it('hook-34: order-select selections must point into draftOrders (422)', () => {
-    const body = { ...orderSign(), hook: 'order-select',
-      context: { ...orderSign().context, selections: ['ServiceRequest/other'] } };
+    const body = {
+      ...orderSign(),
+      hook: 'order-select',
+      context: { ...orderSign().context, selections: ['ServiceRequest/other'] },
+    };
     const err = refused('order-select', body);
     assert.equal(err.status, 422);
     assert.deepEqual(err.toOutcome().issue[0]?.expression, ['context.selections[0]']);
   });
 
   it('hook-31: order-dispatch accepts the CRD 2.0.1 names "order" and "task" (Inferno)', () => {
-    const body = { ...orderSign(), hook: 'order-dispatch',
-      context: { patientId: 'pat1', performer: 'Practitioner/p1', order: 'ServiceRequest/sr1',
-        task: { resourceType: 'Task', id: 't1' } } };
+    const body = {
+      ...orderSign(),
+      hook: 'order-dispatch',
+      context: {
+        patientId: 'pat1',
+        performer: 'Practitioner/p1',
+        order: 'ServiceRequest/sr1',
+        task: { resourceType: 'Task', id: 't1' },
+      },
+    };
     const req = checkHookRequest(HOOKS['order-dispatch'], body);
     assert.deepEqual(req.context.dispatchedOrders, ['ServiceRequest/sr1']);
   });
 
   it('hook-31: order-dispatch needs no userId and refuses a non-order dispatchedOrders entry', () => {
-    const body = { ...orderSign(), hook: 'order-dispatch',
-      context: { patientId: 'pat1', performer: 'Organization/o1', dispatchedOrders: ['Patient/x'] } };
+    const body = {
+      ...orderSign(),
+      hook: 'order-dispatch',
+      context: { patientId: 'pat1', performer: 'Organization/o1', dispatchedOrders: ['Patient/x'] },
+    };
     const err = refused('order-dispatch', body);
     assert.deepEqual(err.toOutcome().issue[0]?.expression, ['context.dispatchedOrders[0]']);
   });

@@ -75,11 +75,14 @@ describe('configuration checks name the key', () => {
   it('loadConfig names a missing file and resolves paths against the config folder', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crdkit-config-'));
     writeFileSync(join(dir, 'crdkit.json'), JSON.stringify(valid()));
-    assert.throws(() => loadConfig(join(dir, 'crdkit.json')), (err: ConfigError) => {
-      assert.equal(err.key, 'tls.cert');
-      assert.ok(err.message.includes(join(dir, 'cert.pem')));
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(join(dir, 'crdkit.json')),
+      (err: ConfigError) => {
+        assert.equal(err.key, 'tls.cert');
+        assert.ok(err.message.includes(join(dir, 'cert.pem')));
+        return true;
+      },
+    );
     for (const f of ['cert.pem', 'key.pem', 'rules.yaml']) writeFileSync(join(dir, f), '');
     const config = loadConfig(join(dir, 'crdkit.json'));
     assert.equal(config.rules, join(dir, 'rules.yaml'));

@@ -29,14 +29,19 @@ export async function startFhirStub(resources: object[] = []): Promise<FhirStub>
   const stub: Partial<FhirStub> = {
     cert: pem.cert,
     requests: [],
-    resources: new Map(resources.map((r) => {
-      const { resourceType, id } = r as { resourceType: string; id: string };
-      return [`${resourceType}/${id}`, r];
-    })),
+    resources: new Map(
+      resources.map((r) => {
+        const { resourceType, id } = r as { resourceType: string; id: string };
+        return [`${resourceType}/${id}`, r];
+      }),
+    ),
   };
   const server: Server = createServer({ cert: pem.cert, key: pem.key }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://stub');
-    stub.requests!.push({ path: `${url.pathname}${url.search}`, authorization: req.headers.authorization });
+    stub.requests!.push({
+      path: `${url.pathname}${url.search}`,
+      authorization: req.headers.authorization,
+    });
     if (stub.failWith === 'hang') return;
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/fhir+json' });
@@ -47,8 +52,12 @@ export async function startFhirStub(resources: object[] = []): Promise<FhirStub>
     if (path === 'Coverage' || path === 'Coverage/') {
       const patient = url.searchParams.get('patient');
       const entry = [...stub.resources!.values()]
-        .filter((r: any) => r.resourceType === 'Coverage' &&
-          (r.beneficiary?.reference ?? '').endsWith(`Patient/${patient}`) && r.status === 'active')
+        .filter(
+          (r: any) =>
+            r.resourceType === 'Coverage' &&
+            (r.beneficiary?.reference ?? '').endsWith(`Patient/${patient}`) &&
+            r.status === 'active',
+        )
         .map((resource) => ({ resource, search: { mode: 'match' } }));
       return reply(200, { resourceType: 'Bundle', type: 'searchset', total: entry.length, entry });
     }
@@ -59,9 +68,10 @@ export async function startFhirStub(resources: object[] = []): Promise<FhirStub>
   const { port } = server.address() as AddressInfo;
   stub.origin = `https://127.0.0.1:${port}`;
   stub.base = `${stub.origin}/fhir`;
-  stub.close = () => new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  stub.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return stub as FhirStub;
 }

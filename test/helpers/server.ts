@@ -74,8 +74,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     baseUrl: `https://localhost:${port}`,
     listen: { host: '127.0.0.1', port },
     tls: { cert: 'cert.pem', key: 'key.pem' },
-    clients: [{ iss: TEST_ISS, name: 'test EHR', jwks: { keys: [pair.publicJwk as { kty: string }] },
-      fhirServers: opts.fhirServers ?? [] }],
+    clients: [
+      {
+        iss: TEST_ISS,
+        name: 'test EHR',
+        jwks: { keys: [pair.publicJwk as { kty: string }] },
+        fhirServers: opts.fhirServers ?? [],
+      },
+    ],
     rules: opts.rules ?? join(PACKAGE_ROOT, 'rules', 'sample-rules.yaml'),
     dataDir: dir,
     ...(opts.fhirCa ? { fhir: { ca: 'fhir-ca.pem', timeoutMs: opts.fhirTimeoutMs ?? 2000 } } : {}),
@@ -86,24 +92,43 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const port = await freePort();
   const config = resolveConfig(file(port), dir);
   const app = await buildServer({
-    config, logger: createLogger('info', sink), rules, replay: new MemoryReplayStore(),
+    config,
+    logger: createLogger('info', sink),
+    rules,
+    replay: new MemoryReplayStore(),
     ...(opts.now ? { now: opts.now } : {}),
   });
   await app.listen({ host: '127.0.0.1', port });
   const base = `https://localhost:${port}`;
   const token = (path: string, over: { iss?: string; aud?: string } = {}) =>
-    signCdsJwt({ privateJwk: pair.privateJwk, iss: over.iss ?? TEST_ISS, aud: over.aud ?? `${base}${path}` });
+    signCdsJwt({
+      privateJwk: pair.privateJwk,
+      iss: over.iss ?? TEST_ISS,
+      aud: over.aud ?? `${base}${path}`,
+    });
   return {
-    app, base, ca: pem.cert, privateJwk: pair.privateJwk, logs, token,
+    app,
+    base,
+    ca: pem.cert,
+    privateJwk: pair.privateJwk,
+    logs,
+    token,
     async post(path, body, headers = {}) {
       return send(`${base}${path}`, {
-        method: 'POST', ca: pem.cert, body: typeof body === 'string' ? body : JSON.stringify(body),
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await token(path)}`, ...headers },
+        method: 'POST',
+        ca: pem.cert,
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${await token(path)}`,
+          ...headers,
+        },
       });
     },
     async get(path, headers = {}) {
       return send(`${base}${path}`, {
-        ca: pem.cert, headers: { authorization: `Bearer ${await token(path)}`, ...headers },
+        ca: pem.cert,
+        headers: { authorization: `Bearer ${await token(path)}`, ...headers },
       });
     },
     close: async () => {

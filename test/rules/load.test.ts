@@ -17,7 +17,11 @@ payers:
     match: { organizationIds: [p-org] }
     default: { covered: covered, paNeeded: no-auth }${extra}
     rules:
-${rule.trim().split('\n').map((l) => `      ${l}`).join('\n')}
+${rule
+  .trim()
+  .split('\n')
+  .map((l) => `      ${l}`)
+  .join('\n')}
 `;
 const OK_RULE = `- id: r1
   codes: [{ system: cpt, code: "77065" }]
@@ -39,19 +43,36 @@ function issuesOf(text: string, ext = 'yaml'): RulesIssue[] {
   assert.fail('expected a RulesError');
 }
 const has = (issues: RulesIssue[], path: string, code: string) =>
-  assert.ok(issues.some((i) => i.path === path && i.code === code),
-    `expected ${code} at ${path}, got ${JSON.stringify(issues)}`);
+  assert.ok(
+    issues.some((i) => i.path === path && i.code === code),
+    `expected ${code} at ${path}, got ${JSON.stringify(issues)}`,
+  );
 
 describe('loadRules', () => {
   test('the sample rules file loads: Acme Health Plan and Payer XYZ share the rule set', () => {
     const rules = loadRules(SAMPLE);
-    assert.deepEqual(rules.payers.map((p) => [p.id, p.name]),
-      [['acme', 'Acme Health Plan'], ['payer-xyz', 'Payer XYZ']]);
+    assert.deepEqual(
+      rules.payers.map((p) => [p.id, p.name]),
+      [
+        ['acme', 'Acme Health Plan'],
+        ['payer-xyz', 'Payer XYZ'],
+      ],
+    );
     const ids = (i: number) => rules.payers[i]?.rules.map((r) => r.id);
     assert.deepEqual(ids(0), ids(1));
-    for (const id of ['home-oxygen', 'power-mobility', 'opd-blepharoplasty', 'opd-botulinum-toxin',
-      'opd-rhinoplasty', 'opd-vein-ablation', 'opd-cervical-fusion', 'contrast-mammography',
-      'specialty-biologic-adalimumab', 'gold-card-lumbar-mri', 'nutrition-default']) {
+    for (const id of [
+      'home-oxygen',
+      'power-mobility',
+      'opd-blepharoplasty',
+      'opd-botulinum-toxin',
+      'opd-rhinoplasty',
+      'opd-vein-ablation',
+      'opd-cervical-fusion',
+      'contrast-mammography',
+      'specialty-biologic-adalimumab',
+      'gold-card-lumbar-mri',
+      'nutrition-default',
+    ]) {
       assert.ok(ids(0)?.includes(id), id);
     }
     assert.deepEqual(rules.payers[0]?.match.organizationIds, ['acme-payer']);
@@ -59,9 +80,18 @@ describe('loadRules', () => {
   });
 
   test('a JSON rules file loads (chosen by extension)', () => {
-    const json = JSON.stringify({ version: 1, payers: [{ id: 'p', name: 'P',
-      match: { organizationIds: ['o'] }, default: { covered: 'covered' },
-      rules: [{ id: 'r', resourceTypes: ['NutritionOrder'], then: { covered: 'covered' } }] }] });
+    const json = JSON.stringify({
+      version: 1,
+      payers: [
+        {
+          id: 'p',
+          name: 'P',
+          match: { organizationIds: ['o'] },
+          default: { covered: 'covered' },
+          rules: [{ id: 'r', resourceTypes: ['NutritionOrder'], then: { covered: 'covered' } }],
+        },
+      ],
+    });
     const file = join(dir, 'rules.json');
     writeFileSync(file, json);
     assert.equal(loadRules(file).payers[0]?.rules[0]?.id, 'r');
@@ -75,17 +105,20 @@ describe('loadRules', () => {
   });
 
   test('loading errors name the path: wrong types and missing keys', () => {
-    const issues = issuesOf(withRule(`- id: r1
+    const issues = issuesOf(
+      withRule(`- id: r1
   codes: { system: cpt, code: "1" }
   hooks: order-sign
-  then: { paNeeded: no-auth }`));
+  then: { paNeeded: no-auth }`),
+    );
     has(issues, 'payers[0].rules[0].codes', 'RULES_TYPE');
     has(issues, 'payers[0].rules[0].hooks', 'RULES_TYPE');
     has(issues, 'payers[0].rules[0].then.covered', 'RULES_MISSING_KEY');
   });
 
   test('loading errors name the path: unknown codes from every value set', () => {
-    const issues = issuesOf(withRule(`- id: r1
+    const issues = issuesOf(
+      withRule(`- id: r1
   codes: [{ system: cpt-codes, code: "1" }]
   hooks: [order-submit]
   resourceTypes: [Encounter]
@@ -94,27 +127,40 @@ describe('loadRules', () => {
     docPurpose: [PA]
     reasons: [{ code: auth-out-network-only }]
     details: [{ code: max-quantity, value: { string: x } }]
-  cards: [{ kind: instructions, topic: billing, summary: s, detail: d }]`));
-    for (const p of ['codes[0].system', 'hooks[0]', 'resourceTypes[0]', 'then.covered',
-      'then.docPurpose[0]', 'then.reasons[0].code', 'then.details[0].code', 'cards[0].topic']) {
+  cards: [{ kind: instructions, topic: billing, summary: s, detail: d }]`),
+    );
+    for (const p of [
+      'codes[0].system',
+      'hooks[0]',
+      'resourceTypes[0]',
+      'then.covered',
+      'then.docPurpose[0]',
+      'then.reasons[0].code',
+      'then.details[0].code',
+      'cards[0].topic',
+    ]) {
       has(issues, `payers[0].rules[0].${p}`, 'RULES_UNKNOWN_CODE');
     }
   });
 
   test('resp-6: summaries of 140 characters or more are refused', () => {
-    const issues = issuesOf(withRule(`${OK_RULE}
-  cards: [{ kind: instructions, topic: guideline, detail: d, summary: "${'x'.repeat(140)}" }]`));
+    const issues = issuesOf(
+      withRule(`${OK_RULE}
+  cards: [{ kind: instructions, topic: guideline, detail: d, summary: "${'x'.repeat(140)}" }]`),
+    );
     has(issues, 'payers[0].rules[0].cards[0].summary', 'RULES_SUMMARY_TOO_LONG');
   });
 
   test('FHIRPath that does not compile, calls the network or logs is refused', () => {
-    const issues = issuesOf(withRule(`${OK_RULE}
+    const issues = issuesOf(
+      withRule(`${OK_RULE}
   when: "order.code.coding.where(code = "
   needs:
     - { fhirpath: "order.subject.resolve().exists()", infoNeeded: OTH, reason: r }
     - { fhirpath: "order.code.trace('x').exists()", infoNeeded: OTH, reason: r }
     - { fhirpath: "%secret.exists()", infoNeeded: OTH, reason: r }
-    - { fhirpath: "order.noSuchFunction()", infoNeeded: OTH, reason: r }`));
+    - { fhirpath: "order.noSuchFunction()", infoNeeded: OTH, reason: r }`),
+    );
     has(issues, 'payers[0].rules[0].when', 'RULES_FHIRPATH');
     for (const i of [0, 1, 2, 3]) {
       has(issues, `payers[0].rules[0].needs[${i}].fhirpath`, 'RULES_FHIRPATH');
@@ -127,7 +173,8 @@ describe('loadRules', () => {
   });
 
   test('crd-ci-q1..q9: a `then` that would violate an invariant is refused', () => {
-    const issues = issuesOf(withRule(`- id: r1
+    const issues = issuesOf(
+      withRule(`- id: r1
   resourceTypes: [ServiceRequest]
   then: { covered: not-covered, paNeeded: auth-needed }
 - id: r2
@@ -139,7 +186,8 @@ describe('loadRules', () => {
 - id: r4
   resourceTypes: [ServiceRequest]
   needs: [{ fhirpath: order.performer.exists(), infoNeeded: OTH }]
-  then: { covered: covered }`));
+  then: { covered: covered }`),
+    );
     const at = (i: number) => issues.find((x) => x.path.startsWith(`payers[0].rules[${i}]`));
     assert.equal(at(0)?.code, 'RULES_INVARIANT');
     assert.match(at(0)?.message ?? '', /crd-ci-q2/);
@@ -150,11 +198,13 @@ describe('loadRules', () => {
   });
 
   test('cards, includes, payers: structural rules', () => {
-    const issues = issuesOf(`${withRule(`${OK_RULE}
+    const issues = issuesOf(
+      `${withRule(`${OK_RULE}
   cards:
     - { kind: instructions, topic: guideline, summary: s }
     - { kind: external-reference, topic: guideline, summary: s }
-- include: missing-set`)}  - { id: q, name: Q, match: {}, default: { covered: covered } }\n`);
+- include: missing-set`)}  - { id: q, name: Q, match: {}, default: { covered: covered } }\n`,
+    );
     has(issues, 'payers[0].rules[0].cards[0].detail', 'RULES_MISSING_KEY');
     has(issues, 'payers[0].rules[0].cards[1].links', 'RULES_MISSING_KEY');
     has(issues, 'payers[0].rules[1].include', 'RULES_UNKNOWN_REFERENCE');
@@ -164,14 +214,18 @@ describe('loadRules', () => {
   test('parse errors and unreadable files have stable codes', () => {
     has(issuesOf('version: 1\npayers: [\n'), '(file)', 'RULES_PARSE');
     has(issuesOf('{ "version": 1, ', 'json'), '(file)', 'RULES_PARSE');
-    assert.throws(() => loadRules(join(dir, 'nope.yaml')),
-      (e: unknown) => e instanceof RulesError && e.issues[0]?.code === 'RULES_IO');
+    assert.throws(
+      () => loadRules(join(dir, 'nope.yaml')),
+      (e: unknown) => e instanceof RulesError && e.issues[0]?.code === 'RULES_IO',
+    );
   });
 
   test('YAML codes with leading zeros stay strings', () => {
-    const rules = parseRules(withRule(`- id: r1
+    const rules = parseRules(
+      withRule(`- id: r1
   codes: [{ system: cpt, codes: [0001U, 01234] }]
-  then: { covered: covered }`));
+  then: { covered: covered }`),
+    );
     assert.deepEqual([...(rules.payers[0]?.rules[0]?.codes[0]?.codes ?? [])], ['0001U', '01234']);
   });
 });

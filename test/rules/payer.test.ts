@@ -8,7 +8,10 @@ import { fixture, SKIP } from '../crd/fixtures.js';
 const rules = loadRules(join(process.cwd(), 'rules', 'sample-rules.yaml'));
 const NAIC = 'urn:oid:2.16.840.1.113883.6.300';
 const coverage = (payor: Coverage['payor'], extra: Partial<Coverage> = {}): Coverage => ({
-  resourceType: 'Coverage', status: 'active', beneficiary: { reference: 'Patient/1' }, payor,
+  resourceType: 'Coverage',
+  status: 'active',
+  beneficiary: { reference: 'Patient/1' },
+  payor,
   ...extra,
 });
 const payerOf = (c: Coverage, orgs: Resource[] = []) => {
@@ -33,21 +36,29 @@ describe('matchPayer', () => {
   });
 
   test('the payor reference identifier comes first', () => {
-    const c = coverage([{ reference: 'Organization/example-payer',
-      identifier: { system: NAIC, value: '99999' } }]);
+    const c = coverage([
+      { reference: 'Organization/example-payer', identifier: { system: NAIC, value: '99999' } },
+    ]);
     assert.equal(payerOf(c), 'acme');
   });
 
   test('then the payor Organization identifiers (by id, or contained)', () => {
-    const org = { resourceType: 'Organization', id: 'org-7',
-      identifier: [{ system: NAIC, value: '99999' }] } as Resource;
-    assert.equal(payerOf(coverage([{ reference: 'http://ehr/fhir/Organization/org-7' }]), [org]),
-      'acme');
+    const org = {
+      resourceType: 'Organization',
+      id: 'org-7',
+      identifier: [{ system: NAIC, value: '99999' }],
+    } as Resource;
+    assert.equal(
+      payerOf(coverage([{ reference: 'http://ehr/fhir/Organization/org-7' }]), [org]),
+      'acme',
+    );
     const contained = coverage([{ reference: '#o' }], { contained: [{ ...org, id: 'o' }] });
     assert.equal(payerOf(contained), 'acme');
     const wrongType = { ...org, resourceType: 'Practitioner' } as Resource;
-    assert.equal(payerOf(coverage([{ reference: 'Organization/org-7' }]), [wrongType]),
-      'unknown-payer');
+    assert.equal(
+      payerOf(coverage([{ reference: 'Organization/org-7' }]), [wrongType]),
+      'unknown-payer',
+    );
   });
 
   test('hook-13: errors no-payor, no-identifier, unknown-payer', () => {
@@ -55,9 +66,14 @@ describe('matchPayer', () => {
     assert.equal(payerOf(coverage([{ display: 'Some plan' }])), 'no-identifier');
     assert.equal(payerOf(coverage([{ reference: '#missing' }])), 'no-identifier');
     assert.equal(payerOf(coverage([{ reference: 'Organization/other' }])), 'unknown-payer');
-    assert.equal(payerOf(coverage([{ identifier: { system: NAIC, value: '1' } }])),
-      'unknown-payer');
-    assert.equal(payerOf(coverage([{ reference: 'Patient/acme-payer' }])), 'no-identifier',
-      'organizationIds only match Organization references');
+    assert.equal(
+      payerOf(coverage([{ identifier: { system: NAIC, value: '1' } }])),
+      'unknown-payer',
+    );
+    assert.equal(
+      payerOf(coverage([{ reference: 'Patient/acme-payer' }])),
+      'no-identifier',
+      'organizationIds only match Organization references',
+    );
   });
 });

@@ -26,8 +26,14 @@ describe('discovery (dev-1 to dev-8)', () => {
     const res = await server.get('/cds-services');
     assert.equal(res.status, 200);
     const hooks = res.json.services.map((s: { hook: string }) => s.hook).sort();
-    assert.deepEqual(hooks, ['appointment-book', 'encounter-discharge', 'encounter-start',
-      'order-dispatch', 'order-select', 'order-sign']);
+    assert.deepEqual(hooks, [
+      'appointment-book',
+      'encounter-discharge',
+      'encounter-start',
+      'order-dispatch',
+      'order-select',
+      'order-sign',
+    ]);
     for (const s of res.json.services) {
       assert.equal(typeof s.id, 'string');
       assert.equal(typeof s.description, 'string');
@@ -55,26 +61,33 @@ describe('discovery (dev-1 to dev-8)', () => {
     const res = await server.get('/cds-services');
     const sign = res.json.services.find((s: { hook: string }) => s.hook === 'order-sign');
     const codes = sign.extension['davinci-crd.configuration-options']
-      .filter((o: { type: string }) => o.type === 'boolean').map((o: { code: string }) => o.code);
+      .filter((o: { type: string }) => o.type === 'boolean')
+      .map((o: { code: string }) => o.code);
     // coverage-info plus the topics of the sample rules' cards
     assert.ok(codes.includes('coverage-info') && codes.includes('guideline'), codes.join());
     const enc = res.json.services.find((s: { hook: string }) => s.hook === 'encounter-start');
-    assert.deepEqual(enc.extension['davinci-crd.configuration-options'].map((o: { code: string }) => o.code),
-      ['max-cards']);
+    assert.deepEqual(
+      enc.extension['davinci-crd.configuration-options'].map((o: { code: string }) => o.code),
+      ['max-cards'],
+    );
   });
 
   it('sec-1 (CDS Hooks): a discovery token whose aud is a service URL is refused', async () => {
     const token = await server.token('/cds-services', { aud: `${server.base}${SIGN}` });
-    const res = await send(`${server.base}/cds-services`, { ca: server.ca,
-      headers: { authorization: `Bearer ${token}` } });
+    const res = await send(`${server.base}/cds-services`, {
+      ca: server.ca,
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(res.status, 401);
     assert.equal(res.json.issue[0].details.coding[0].code, 'ERR_JWT_AUD');
   });
 
   it('aud is built from baseUrl, never from the Host header', async () => {
     const token = await server.token('/cds-services', { aud: 'https://evil.test/cds-services' });
-    const res = await send(`${server.base}/cds-services`, { ca: server.ca,
-      headers: { authorization: `Bearer ${token}`, host: 'evil.test' } });
+    const res = await send(`${server.base}/cds-services`, {
+      ca: server.ca,
+      headers: { authorization: `Bearer ${token}`, host: 'evil.test' },
+    });
     assert.equal(res.status, 401);
     assert.equal(res.json.issue[0].details.coding[0].code, 'ERR_JWT_AUD');
   });
@@ -86,7 +99,11 @@ describe('HTTP semantics of hook calls (hook-9, hook-10, hook-13)', () => {
     assert.equal(res.status, 404);
     assert.equal(res.json.resourceType, 'OperationOutcome');
     const anon = await send(`${server.base}/cds-services/no-such-service`, {
-      method: 'POST', ca: server.ca, body: '{}', headers: { 'content-type': 'application/json' } });
+      method: 'POST',
+      ca: server.ca,
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(anon.status, 401);
   });
 
@@ -137,23 +154,28 @@ describe('HTTP semantics of hook calls (hook-9, hook-10, hook-13)', () => {
 
 describe('TLS (sec-2, sec-3)', () => {
   const port = () => Number(new URL(server.base).port);
-  const handshake = (opts: Record<string, unknown>) => new Promise<string>((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port: port(), servername: 'localhost',
-      ca: server.ca, ...opts }, () => {
-      const v = socket.getProtocol() ?? 'unknown';
-      socket.end();
-      resolve(v);
+  const handshake = (opts: Record<string, unknown>) =>
+    new Promise<string>((resolve) => {
+      const socket = connect(
+        { host: '127.0.0.1', port: port(), servername: 'localhost', ca: server.ca, ...opts },
+        () => {
+          const v = socket.getProtocol() ?? 'unknown';
+          socket.end();
+          resolve(v);
+        },
+      );
+      socket.on('error', () => resolve('refused'));
     });
-    socket.on('error', () => resolve('refused'));
-  });
 
   it('sec-3: TLS 1.3 is negotiated when the client offers it', async () => {
     assert.equal(await handshake({}), 'TLSv1.3');
   });
 
   it('sec-3: TLS 1.2 with an ECDHE AEAD suite is accepted', async () => {
-    assert.equal(await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }),
-      'TLSv1.2');
+    assert.equal(
+      await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }),
+      'TLSv1.2',
+    );
   });
 
   it('sec-3: TLS 1.1 and 1.0 handshakes fail', async () => {
@@ -162,7 +184,11 @@ describe('TLS (sec-2, sec-3)', () => {
   });
 
   it('sec-3: TLS 1.2 CBC and non-ECDHE suites are refused', async () => {
-    for (const ciphers of ['ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA384', 'AES128-GCM-SHA256']) {
+    for (const ciphers of [
+      'ECDHE-ECDSA-AES128-SHA',
+      'ECDHE-ECDSA-AES256-SHA384',
+      'AES128-GCM-SHA256',
+    ]) {
       assert.equal(await handshake({ maxVersion: 'TLSv1.2', ciphers }), 'refused', ciphers);
     }
   });
