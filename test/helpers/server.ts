@@ -9,7 +9,8 @@ import { Writable } from 'node:stream';
 import { createServer, type AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { generateClientKeyPair, signCdsJwt } from '../../src/auth/sign.js';
-import { MemoryReplayStore } from '../../src/auth/replay.js';
+import { MemoryReplayStore, SqliteReplayStore } from '../../src/auth/replay.js';
+import { openSqlite } from '../../src/store/sqlite.js';
 import { PACKAGE_ROOT } from '../../src/config/demo.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { ConfigFile } from '../../src/config/schema.js';
@@ -32,6 +33,8 @@ export const TEST_ISS = 'https://ehr.test/cds-client';
 
 export interface TestServer {
   app: CrdServer;
+  /** The server's data folder (a fresh temporary folder). */
+  dataDir: string;
   /** `https://localhost:<port>`: the configured baseUrl, what JWT `aud` is built from. */
   base: string;
   ca: string;
@@ -52,6 +55,8 @@ export interface TestServerOptions {
   bodyBytes?: number;
   rules?: string;
   now?: () => number;
+  /** Keep spent `jti`s in SQLite under the data folder (as `crdkit serve` does). */
+  sqlite?: boolean;
 }
 
 /** Starts a server with one trusted client (inline JWKS) and the sample rules. */
@@ -91,11 +96,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const rules = loadRules(file(0).rules);
   const port = await freePort();
   const config = resolveConfig(file(port), dir);
+  const replay = opts.sqlite
+    ? new SqliteReplayStore(openSqlite(join(dir, 'crdkit.db')))
+    : new MemoryReplayStore();
   const app = await buildServer({
     config,
     logger: createLogger('info', sink),
     rules,
-    replay: new MemoryReplayStore(),
+    replay,
     ...(opts.now ? { now: opts.now } : {}),
   });
   await app.listen({ host: '127.0.0.1', port });
@@ -108,6 +116,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     });
   return {
     app,
+    dataDir: dir,
     base,
     ca: pem.cert,
     privateJwk: pair.privateJwk,
@@ -133,6 +142,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     close: async () => {
       await app.close();
+      replay.close?.();
     },
   };
 }

@@ -36,7 +36,7 @@ const reasons = (ext: Json) =>
   sub(ext, 'reason').map((r) => r.valueCodeableConcept.coding?.[0]?.code);
 
 describe('coverage information on primary hooks (hook-16, resp-29, resp-37)', () => {
-  it('hook-16: order-sign answers one update system action per order, each valid (crd-ci-q1..q9)', async () => {
+  it('hook-16/resp-26/resp-29/resp-52: one valid update system action per order (crd-ci-q1..q9)', async () => {
     const orders = [deviceRequest('dr-1', 'E0431'), serviceRequest('sr-1', CPT, '77067')];
     const res = await server.post(SIGN, orderRequest({ orders }));
     assert.equal(res.status, 200);
@@ -97,7 +97,7 @@ describe('coverage information on primary hooks (hook-16, resp-29, resp-37)', ()
 });
 
 describe('configuration and versions (dev-3, dev-14 to dev-17)', () => {
-  it('dev-14: "coverage-info": false turns the system actions off', async () => {
+  it('dev-14/resp-28: "coverage-info": false turns the system actions off', async () => {
     const res = await server.post(
       SIGN,
       orderRequest({

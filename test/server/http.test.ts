@@ -22,7 +22,7 @@ describe('discovery (dev-1 to dev-8)', () => {
     assert.equal(res.headers['www-authenticate'], 'Bearer');
   });
 
-  it('lists the six CRD services with the standard prefetch and CRD extensions', async () => {
+  it('hook-4/dev-1/dev-2/dev-4/dev-8: six CRD services with standard prefetch and CRD extensions', async () => {
     const res = await server.get('/cds-services');
     assert.equal(res.status, 200);
     const hooks = res.json.services.map((s: { hook: string }) => s.hook).sort();
@@ -107,13 +107,13 @@ describe('HTTP semantics of hook calls (hook-9, hook-10, hook-13)', () => {
     assert.equal(anon.status, 401);
   });
 
-  it('a path outside /cds-services is a 404 OperationOutcome', async () => {
+  it('hook-9/hook-10: a path outside /cds-services is a 404 OperationOutcome', async () => {
     const res = await send(`${server.base}/admin`, { ca: server.ca });
     assert.equal(res.status, 404);
     assert.equal(res.json.resourceType, 'OperationOutcome');
   });
 
-  it('a wrong method is a 405 with Allow', async () => {
+  it('hook-9/hook-10: a wrong method is a 405 OperationOutcome with Allow', async () => {
     const res = await server.get(SIGN);
     assert.equal(res.status, 405);
     assert.equal(res.headers.allow, 'POST');
