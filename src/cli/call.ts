@@ -41,7 +41,13 @@ export async function call(
   if (url.protocol !== 'https:') throw new Error('the service URL must be https (sec-2)');
   const body = readJson(requestFile, 'request file') as Record<string, unknown>;
   body.hookInstance = randomUUID();
-  const privateJwk = readJson(opts.key, 'private key file') as JWK;
+  const privateJwk = readJson(opts.key, 'private key file') as JWK & { keys?: unknown };
+  if (privateJwk.keys !== undefined) {
+    throw new Error(`${opts.key} is a JWK Set (public keys); --key needs the private JWK file`);
+  }
+  if (typeof privateJwk.d !== 'string' || typeof privateJwk.kid !== 'string') {
+    throw new Error(`${opts.key} is not a private JWK with a "kid" (e.g. client-private.jwk.json)`);
+  }
   const jwt = await signCdsJwt({
     privateJwk,
     iss: opts.iss,
@@ -64,15 +70,19 @@ export async function call(
       timeout: 15_000,
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 15 s')));
-    req.on('error', (err: NodeJS.ErrnoException) =>
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(err.code ?? '');
+      const hint = opts.ca
+        ? `the certificate in ${opts.ca} does not match the server's`
+        : "pass the server's certificate with --ca";
       reject(
         new Error(
-          /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code ?? '')
-            ? `TLS certificate check failed (${err.code}); pass the server's certificate with --ca`
+          tls
+            ? `TLS certificate check failed (${err.code}); ${hint}`
             : `request failed: ${err.message}`,
         ),
-      ),
-    );
+      );
+    });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

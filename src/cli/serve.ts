@@ -2,7 +2,8 @@
 import { join, relative } from 'node:path';
 import { SqliteReplayStore } from '../auth/replay.js';
 import { demoConfig, DEMO_ISSUER, PACKAGE_ROOT } from '../config/demo.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { checkServerTls } from '../tls/check.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { loadRules } from '../rules/index.js';
@@ -24,11 +25,15 @@ export async function serve(options: ServeOptions): Promise<void> {
     config = loadConfig(options.config);
     if (options.port !== undefined) config.listen.port = options.port;
   } else {
+    if (options.port === 0) {
+      throw new ConfigError('listen.port', 'the demo needs a fixed port: its base URL names it');
+    }
     say('crdkit: no --config given; preparing the demo configuration…');
     demo = await demoConfig(undefined, options.port);
     config = demo.config;
     if (demo.created) say(`crdkit: generated demo credentials in ${demo.files.folder}`);
   }
+  checkServerTls(config);
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
   const db = openSqlite(join(config.dataDir, 'crdkit.db'));
@@ -46,7 +51,12 @@ export async function serve(options: ServeOptions): Promise<void> {
     );
   }
   const clients = config.clients.map((c) => (c.name ? `${c.name} (${c.iss})` : c.iss)).join(', ');
-  say(`crdkit: CRD server listening at ${config.baseUrl}/cds-services`);
+  const address = app.server.address();
+  const listening =
+    typeof address === 'object' && address ? `${address.address}:${address.port}` : '';
+  say(`crdkit: CRD server listening on ${listening}`);
+  say(`crdkit: base URL ${config.baseUrl} (callers sign JWTs for URLs under it: aud is checked)`);
+  say(`crdkit: discovery at ${config.baseUrl}/cds-services`);
   say(`crdkit: trusted clients: ${clients}`);
   say(`crdkit: payers: ${rules.payers.map((p) => p.name).join(', ')} (rules: ${config.rules})`);
   if (demo) {

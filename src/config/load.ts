@@ -31,7 +31,10 @@ export function checkConfig(raw: unknown): ConfigFile {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('', 'the configuration must be a JSON object');
   }
-  const first = Value.Errors(ConfigSchema, raw).First();
+  // Unknown keys first: a misspelt key also shows up as a missing one, and the typo is the news.
+  const errors = [...Value.Errors(ConfigSchema, raw)];
+  const first =
+    errors.find((e) => e.type === ValueErrorType.ObjectAdditionalProperties) ?? errors[0];
   if (first) {
     const path = keyPath(first.path) || '(root)';
     if (first.type === ValueErrorType.ObjectAdditionalProperties) {
@@ -39,6 +42,9 @@ export function checkConfig(raw: unknown): ConfigFile {
     }
     if (first.type === ValueErrorType.ObjectRequiredProperty) {
       throw new ConfigError(path, 'required key is missing');
+    }
+    if (path === 'log.level') {
+      throw new ConfigError(path, 'must be one of fatal, error, warn, info, debug, trace, silent');
     }
     throw new ConfigError(path, lowerFirst(first.message));
   }

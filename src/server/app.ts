@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { serverTlsOptions } from '../tls/options.js';
+import { AuthError } from '../auth/errors.js';
 import { createVerifier, type Verifier } from '../auth/verify.js';
 import type { ReplayStore } from '../auth/replay.js';
 import { CdsError } from '../cds/outcome.js';
@@ -79,7 +80,16 @@ export async function buildServer(deps: ServerDeps) {
   });
 
   const authenticate = (audience: string) => async (req: import('fastify').FastifyRequest) => {
-    req.client = await verifier.verify(req.headers.authorization, audience);
+    try {
+      req.client = await verifier.verify(req.headers.authorization, audience);
+    } catch (err) {
+      // The expected audience is public (baseUrl plus path): saying it helps a caller that
+      // addressed the server by another name, and reveals nothing from the token.
+      if (err instanceof AuthError && err.code === 'ERR_JWT_AUD') {
+        throw new AuthError('ERR_JWT_AUD', `expected "${audience}"`);
+      }
+      throw err;
+    }
   };
 
   const cardTypes = cardTypesByHook(deps.rules);

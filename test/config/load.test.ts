@@ -96,3 +96,14 @@ describe('configuration checks name the key', () => {
     assert.throws(() => loadConfig(join(dir, 'bad.json')), /is not valid JSON/);
   });
 });
+
+describe('configuration messages for common mistakes', () => {
+  it('a misspelt key is reported as unknown, not as the missing one', () => {
+    const { rules, ...rest } = valid();
+    assert.equal(refusal({ ...rest, rule: rules }).message, 'rule: unknown key');
+  });
+
+  it('a bad log level lists the allowed values', () => {
+    assert.match(refusal({ ...valid(), log: { level: 'loud' } }).message, /one of fatal, error/);
+  });
+});
