@@ -58,7 +58,7 @@ export function parseRules(
           path: '(file)',
           code: 'RULES_PARSE' as const,
           message: e.message.split('\n')[0] ?? '',
-          ...(e.linePos?.[0] ? { line: e.linePos[0].line } : {}),
+          line: lines.linePos(e.pos[0]).line,
         })),
       );
     }

@@ -229,3 +229,16 @@ describe('loadRules', () => {
     assert.deepEqual([...(rules.payers[0]?.rules[0]?.codes[0]?.codes ?? [])], ['0001U', '01234']);
   });
 });
+
+test('a YAML syntax error names its line', () => {
+  const err = (() => {
+    try {
+      parseRules('version: 1\npayers:\n  - id: a\n    name: [unclosed\n', 'bad.yaml');
+    } catch (e) {
+      return e as RulesError;
+    }
+    assert.fail('accepted');
+  })();
+  assert.equal(err.issues[0]?.code, 'RULES_PARSE');
+  assert.equal(typeof err.issues[0]?.line, 'number');
+});
