@@ -5,6 +5,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { CdsError } from './outcome.js';
+import { resourceShapeProblem } from './shapes.js';
 import type { ContextField, HookDefinition } from '../crd/hooks.js';
 
 export interface FhirAuthorization {
@@ -29,8 +30,9 @@ export interface HookRequest {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const RELATIVE_REF = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
+// FHIR ids; ids made only of dots are refused: as a path segment they would change the URL.
+const FHIR_ID = /^(?!\.+$)[A-Za-z0-9\-.]{1,64}$/;
+const RELATIVE_REF = /^([A-Z][A-Za-z]+)\/((?!\.+$)[A-Za-z0-9\-.]{1,64})$/;
 
 const bad = (
   element: string,
@@ -162,8 +164,8 @@ function normalizeAliases(
 export function bundleResources(bundle: unknown): Resource[] {
   if (!isObject(bundle) || !Array.isArray(bundle.entry)) return [];
   return bundle.entry
-    .map((e: { resource?: Resource }) => e.resource)
-    .filter(isObject) as Resource[];
+    .map((e: unknown) => (isObject(e) ? e.resource : undefined))
+    .filter(isObject) as unknown as Resource[];
 }
 
 function checkCrdContext(def: HookDefinition, context: Record<string, unknown>): void {
@@ -193,8 +195,54 @@ function checkCrdContext(def: HookDefinition, context: Record<string, unknown>):
   }
 }
 
+/** hook-13: FHIR content crdkit reads must have its FHIR JSON shape (400 naming the element). */
+function checkShapes(context: Record<string, unknown>, prefetch: unknown): void {
+  const found: Array<[unknown, string]> = [];
+  for (const [key, value] of Object.entries(context)) {
+    if (Array.isArray(value))
+      value.forEach((v, i) => isObject(v) && found.push([v, `context.${key}[${i}]`]));
+    else if (isObject(value)) found.push([value, `context.${key}`]);
+  }
+  for (const [key, value] of Object.entries(isObject(prefetch) ? prefetch : {})) {
+    if (value === null) continue;
+    if (!isObject(value))
+      throw bad(`prefetch.${key}`, `"prefetch.${key}" must be a resource or null`);
+    found.push([value, `prefetch.${key}`]);
+  }
+  for (const [value, path] of found) {
+    const problem = resourceShapeProblem(value, path);
+    if (problem) {
+      throw new CdsError(
+        400,
+        'ERR_FHIR_INVALID',
+        `"${problem.path}" ${problem.message}`,
+        'structure',
+        problem.path,
+      );
+    }
+  }
+}
+
+/** The orders (or Appointments) a request names, counted before any work is done. */
+function orderCount(context: Record<string, unknown>): number {
+  return (
+    bundleResources(context.draftOrders).length +
+    bundleResources(context.appointments).length +
+    (Array.isArray(context.dispatchedOrders) ? context.dispatchedOrders.length : 0)
+  );
+}
+
+/** Request limits (see README "Configuration": `limits`). */
+export interface RequestLimits {
+  maxOrders: number;
+}
+
 /** Checks a parsed JSON body for the hook served by `def`. */
-export function checkHookRequest(def: HookDefinition, body: unknown): HookRequest {
+export function checkHookRequest(
+  def: HookDefinition,
+  body: unknown,
+  limits: RequestLimits = { maxOrders: 100 },
+): HookRequest {
   if (!isObject(body)) throw bad('(body)', 'the request body must be a JSON object', 'structure');
   if (typeof body.hook !== 'string') throw bad('hook', '"hook" is required', 'required');
   if (body.hook !== def.hook) {
@@ -235,6 +283,16 @@ export function checkHookRequest(def: HookDefinition, body: unknown): HookReques
     }
     checkField(field, value);
   }
+  if (orderCount(context) > limits.maxOrders) {
+    throw new CdsError(
+      422,
+      'ERR_TOO_MANY_ORDERS',
+      `the request names more than ${limits.maxOrders} orders; split it into several calls`,
+      'too-long',
+      'context',
+    );
+  }
+  checkShapes(context, body.prefetch);
   checkCrdContext(def, context);
   // hook-20: CRD makes fhirServer and fhirAuthorization 1..1 (optional in base CDS Hooks).
   if (body.fhirServer === undefined) {

@@ -102,7 +102,10 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
       timeoutMs: file.fhir?.timeoutMs ?? DEFAULTS.fhirTimeoutMs,
       maxResponseBytes: file.fhir?.maxResponseBytes ?? DEFAULTS.fhirMaxResponseBytes,
     },
-    limits: { bodyBytes: file.limits?.bodyBytes ?? DEFAULTS.bodyBytes },
+    limits: {
+      bodyBytes: file.limits?.bodyBytes ?? DEFAULTS.bodyBytes,
+      maxOrders: file.limits?.maxOrders ?? DEFAULTS.maxOrders,
+    },
     log: { level: file.log?.level ?? 'info' },
     demo,
   };

@@ -66,7 +66,10 @@ export const ConfigSchema = Type.Object(
     ),
     limits: Type.Optional(
       Type.Object(
-        { bodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 67108864 })) },
+        {
+          bodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 67108864 })),
+          maxOrders: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -101,7 +104,7 @@ export interface Config {
   dataDir: string;
   auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
   fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
-  limits: { bodyBytes: number };
+  limits: { bodyBytes: number; maxOrders: number };
   log: { level: string };
   /** True when running on generated demo credentials (`crdkit serve` without `--config`). */
   demo: boolean;
@@ -115,5 +118,6 @@ export const DEFAULTS = {
   fhirTimeoutMs: 3000,
   fhirMaxResponseBytes: 4 * 1024 * 1024,
   bodyBytes: 1024 * 1024,
+  maxOrders: 100,
   dataDir: '.crdkit',
 } as const;

@@ -5,6 +5,7 @@
  */
 import { Agent, request } from 'node:https';
 import type { Resource } from '@medplum/fhirtypes';
+import { tooDeep } from '../cds/shapes.js';
 import { clientTlsOptions } from '../tls/options.js';
 
 /** Why a FHIR interaction failed: the caller turns these into resp-43 `technical` reasons. */
@@ -130,11 +131,16 @@ export class FhirClient {
           } else chunks.push(chunk);
         });
         res.on('end', () => {
+          let parsed: unknown;
           try {
-            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Resource);
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
           } catch {
-            reject(new FhirError('ERR_FHIR_BODY', 'FHIR response was not JSON'));
+            return reject(new FhirError('ERR_FHIR_BODY', 'FHIR response was not JSON'));
           }
+          if (tooDeep(parsed)) {
+            return reject(new FhirError('ERR_FHIR_BODY', 'FHIR response nests too deeply'));
+          }
+          resolve(parsed as Resource);
         });
         res.on('error', (err) => reject(toFhirError(err)));
       });
@@ -148,7 +154,7 @@ function toFhirError(err: NodeJS.ErrnoException): FhirError {
   if (err.name === 'AbortError')
     return new FhirError('ERR_FHIR_TIMEOUT', 'FHIR query deadline passed');
   const code = err.code ?? '';
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL/.test(code)) {
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|^EPROTO$/.test(code)) {
     return new FhirError('ERR_FHIR_TLS', 'FHIR server certificate could not be verified');
   }
   return new FhirError('ERR_FHIR_NETWORK', 'FHIR server could not be reached');

@@ -5,6 +5,7 @@
  */
 import type { Coverage, Patient, Resource } from '@medplum/fhirtypes';
 import { bundleResources, parseReference, type HookRequest } from '../cds/request.js';
+import { resourceShapeProblem } from '../cds/shapes.js';
 import { ORDER_TYPES, type HookDefinition } from '../crd/hooks.js';
 import { FhirError, type FhirClient } from './client.js';
 
@@ -51,7 +52,9 @@ function indexValue(index: Map<string, Resource>, value: unknown): void {
 export function localReference(ref: string | undefined): string | undefined {
   if (!ref) return undefined;
   if (parseReference(ref)) return ref;
-  const m = /\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(ref);
+  const m = /\/([A-Z][A-Za-z]+\/(?!\.+(?:\/|$))[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(
+    ref,
+  );
   return m && URL.canParse(ref) ? m[1] : undefined;
 }
 
@@ -119,6 +122,27 @@ function relatedReferences(orders: Resource[]): string[] {
   return [...new Set(local)];
 }
 
+/** At most this many FHIR reads of one call run at once (the EHR is not flooded). */
+const MAX_PARALLEL_READS = 8;
+
+/** A tiny limiter: runs at most `n` of the given tasks at a time, in arrival order. */
+function concurrency(n: number) {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    // A finishing task hands its slot straight to the next waiter, so `running` never exceeds n.
+    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running += 1;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running -= 1;
+    }
+  };
+}
+
 /** Gathers what one call needs. `client` is undefined when `fhirServer` may not be contacted. */
 export async function gather(
   def: HookDefinition,
@@ -136,17 +160,20 @@ export async function gather(
   const missing: string[] = [];
   const failures: string[] = [];
 
+  const limit = concurrency(MAX_PARALLEL_READS);
   const read = async (ref: string): Promise<Lookup<Resource>> => {
     const known = resources.get(ref);
     if (known) return { status: 'found', value: known };
     if (!client) return { status: 'unavailable' };
-    const parsed = parseReference(ref)!;
+    const parsed = parseReference(ref);
+    if (!parsed) return { status: 'absent' };
     try {
-      const found = await client.read(parsed.type, parsed.id, signal);
+      const found = await limit(() => client.read(parsed.type, parsed.id, signal));
       if (!found || found.resourceType !== parsed.type) {
         missing.push(ref);
         return { status: 'absent' };
       }
+      if (resourceShapeProblem(found, ref)) throw new FhirError('ERR_FHIR_BODY', 'malformed');
       resources.set(ref, found);
       return { status: 'found', value: found };
     } catch (err) {
@@ -173,6 +200,9 @@ export async function gather(
       const found = (
         await client.search('Coverage', { patient: patientId, status: 'active' }, signal)
       ).filter((r): r is Coverage => r.resourceType === 'Coverage');
+      if (found.some((c) => resourceShapeProblem(c, 'Coverage'))) {
+        throw new FhirError('ERR_FHIR_BODY', 'malformed Coverage');
+      }
       found.forEach((c) => indexValue(resources, c));
       return found.length > 0 ? { status: 'found', value: found } : { status: 'absent' };
     } catch (err) {

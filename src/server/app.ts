@@ -11,11 +11,12 @@ import { AuthError } from '../auth/errors.js';
 import { createVerifier, type Verifier } from '../auth/verify.js';
 import type { ReplayStore } from '../auth/replay.js';
 import { CdsError } from '../cds/outcome.js';
+import { MAX_JSON_DEPTH, tooDeep } from '../cds/shapes.js';
 import { discoveryDocument } from '../crd/discovery.js';
 import { hookForService } from '../crd/hooks.js';
 import type { RulesFile } from '../rules/index.js';
 import { cardTypesByHook } from './card-types.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { clientErrorHandler, errorHandler, frameworkErrors, notFoundHandler } from './errors.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { handleHookCall, type HookCallDeps } from './hook-call.js';
 
@@ -40,7 +41,15 @@ const SERVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export async function buildServer(deps: ServerDeps) {
   const { config } = deps;
   const app = Fastify({
-    https: serverTlsOptions(config.tls),
+    https: {
+      ...serverTlsOptions(config.tls),
+      // A slow client cannot hold a connection: headers within 10 s, checked every 2 s.
+      headersTimeout: 10_000,
+      connectionsCheckingInterval: 2_000,
+      maxHeaderSize: 16_384,
+    },
+    frameworkErrors,
+    clientErrorHandler,
     loggerInstance: deps.logger,
     bodyLimit: config.limits.bodyBytes,
     connectionTimeout: 30_000,
@@ -66,7 +75,12 @@ export async function buildServer(deps: ServerDeps) {
   // Only JSON is accepted; anything else is a 415 before the body is read.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
-      done(null, JSON.parse(body as string));
+      const parsed: unknown = JSON.parse(body as string);
+      if (tooDeep(parsed)) {
+        const message = `the request body nests deeper than ${MAX_JSON_DEPTH} levels`;
+        return done(new CdsError(400, 'ERR_JSON_DEPTH', message, 'structure', '(body)'), undefined);
+      }
+      done(null, parsed);
     } catch {
       done(
         new CdsError(400, 'ERR_JSON', 'the request body is not valid JSON', 'structure', '(body)'),
@@ -81,6 +95,10 @@ export async function buildServer(deps: ServerDeps) {
 
   const authenticate = (audience: string) => async (req: import('fastify').FastifyRequest) => {
     try {
+      // Two Authorization headers: Node keeps the first; a proxy may have read the other.
+      const names = req.raw.rawHeaders.filter((_, i) => i % 2 === 0);
+      if (names.filter((h) => /^authorization$/i.test(h)).length > 1)
+        throw new AuthError('ERR_JWT_MALFORMED', 'several Authorization headers');
       req.client = await verifier.verify(req.headers.authorization, audience);
     } catch (err) {
       // The expected audience is public (baseUrl plus path): saying it helps a caller that

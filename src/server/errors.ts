@@ -2,7 +2,10 @@
  * Turns every failure into a status plus OperationOutcome (hook-9, hook-10). Unexpected errors
  * become a 500 with a fixed message: no stack trace or request data leaves the process.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { CdsError, operationOutcome } from '../cds/outcome.js';
 
 /** Fastify's own failures, mapped to the protocol's errors. */
@@ -32,6 +35,8 @@ const FASTIFY_ERRORS: Record<string, CdsError> = {
     'structure',
     '(body)',
   ),
+  FST_ERR_BAD_URL: new CdsError(400, 'ERR_URL', 'the request URL is malformed', 'structure'),
+  FST_ERR_MAX_PARAM_LENGTH: new CdsError(404, 'ERR_NOT_FOUND', 'no such endpoint', 'not-found'),
   FST_ERR_CTP_INVALID_JSON_BODY: new CdsError(
     400,
     'ERR_JSON',
@@ -85,4 +90,40 @@ export function notFoundHandler(_req: FastifyRequest, reply: FastifyReply): void
     .status(404)
     .type('application/fhir+json')
     .send(operationOutcome('not-found', 'ERR_NOT_FOUND', 'no such endpoint'));
+}
+
+/** Framework errors raised before routing (bad URLs): the same OperationOutcome, no echo. */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  errorHandler(err, req, reply);
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'ERR_TIMEOUT', 'the request was not received in time'],
+  HPE_HEADER_OVERFLOW: [431, 'ERR_HEADERS_TOO_LARGE', 'the request headers are too large'],
+};
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (bad request line, oversized
+ * headers, timeouts): answered with an OperationOutcome and the security headers, then closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, text] = CLIENT_ERRORS[err.code ?? ''] ?? [
+    400,
+    'ERR_HTTP',
+    'the request is not valid HTTP',
+  ];
+  const issue = status === 408 ? 'timeout' : status === 431 ? 'too-long' : 'structure';
+  const body = JSON.stringify(operationOutcome(issue, code, text));
+  if (socket.writable) {
+    const headers = Object.entries(SECURITY_HEADERS)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\n${headers}` +
+        `content-type: application/fhir+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n` +
+        body,
+    );
+  }
+  socket.destroy();
 }

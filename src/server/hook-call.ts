@@ -33,7 +33,7 @@ export async function handleHookCall(
   body: unknown,
   log: FastifyBaseLogger,
 ): Promise<HookResponse> {
-  const req = checkHookRequest(def, body);
+  const req = checkHookRequest(def, body, deps.config.limits);
   checkRequestedVersion(req.extension['davinci-crd.requestedVersion']);
   const configuration = readConfiguration(
     def,

@@ -2,11 +2,13 @@
  * Every TLS setting crdkit uses, in one place (sec-2, sec-3, HRex sec-9). No other module builds
  * `https` or `tls` options.
  */
+import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 
 /**
- * TLS 1.2 suites allowed: ECDHE key exchange with AEAD ciphers only (NIST SP 800-52r2). Node's
+ * TLS 1.2 suites allowed: ECDHE key exchange with AEAD ciphers only (AES-GCM as in NIST
+ * SP 800-52r2, plus ChaCha20-Poly1305 for clients without AES hardware). Node's
  * defaults with only `minVersion` would still accept CBC, SHA-1, CCM8 and ARIA suites.
  * TLS 1.3 suites are configured separately (`TLS13_SUITES`).
  */
@@ -29,8 +31,9 @@ export const TLS13_SUITES = [
 /** The cipher string passed to OpenSSL (TLS 1.3 and 1.2 names may share one list). */
 export const CIPHERS = [...TLS13_SUITES, ...TLS12_CIPHERS].join(':');
 
-/** Settings common to servers and clients: TLS 1.2 minimum, 1.3 preferred. */
+/** Settings common to servers and clients: TLS 1.2 minimum, 1.3 preferred, no renegotiation. */
 export const BASE_TLS = {
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   minVersion: 'TLSv1.2',
   maxVersion: 'TLSv1.3',
   ciphers: CIPHERS,
