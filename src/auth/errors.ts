@@ -41,10 +41,13 @@ export type AuthErrorCode = keyof typeof AUTH_ERRORS;
 export class AuthError extends CdsError {
   override name = 'AuthError';
   declare readonly code: AuthErrorCode;
+  /** The fixed text appended to the message, if any (lets a cached failure be re-raised). */
+  readonly detail: string | undefined;
 
   /** `detail` is an optional fixed text (never token content) appended to the message. */
   constructor(code: AuthErrorCode, detail?: string) {
     super(401, code, detail ? `${AUTH_ERRORS[code]}: ${detail}` : AUTH_ERRORS[code], 'security');
+    this.detail = detail || undefined;
   }
 
   /** The RFC 6750 §3 `WWW-Authenticate` value to send with the 401 response. */

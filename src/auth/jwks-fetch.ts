@@ -1,9 +1,11 @@
 /**
- * Fetching a client's JWK Set over HTTPS: TLS 1.2 or later, an optional private CA, a deadline,
+ * Fetching a client's JWK Set over HTTPS with crdkit's client TLS settings (TLS 1.2 or later,
+ * ECDHE AEAD suites only, certificate checks always on), an optional private CA, a deadline,
  * a size limit, no redirects, and failures mapped to ERR_JWKS_TLS or ERR_JWKS_FETCH.
  */
 import type { ClientRequest } from 'node:http';
 import { request } from 'node:https';
+import { clientTlsOptions } from '../tls/options.js';
 import { AuthError } from './errors.js';
 
 /** Limits for one key set download. */
@@ -50,11 +52,15 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : undefined;
 }
 
-/** Maps a transport error to ERR_JWKS_TLS (certificate or handshake) or ERR_JWKS_FETCH. */
+/**
+ * Maps a transport error to ERR_JWKS_TLS (certificate or handshake) or ERR_JWKS_FETCH. A failed
+ * handshake (no shared protocol version or cipher suite) surfaces on the client as `EPROTO`
+ * or an `ERR_SSL_*` code.
+ */
 function transportError(err: unknown): AuthError {
   if (err instanceof AuthError) return err;
   const code = errorCode(err);
-  if (code && (CERT_CODES.has(code) || /^ERR_(TLS|SSL)_/.test(code))) {
+  if (code && (CERT_CODES.has(code) || code === 'EPROTO' || /^ERR_(TLS|SSL)_/.test(code))) {
     return new AuthError('ERR_JWKS_TLS', code);
   }
   const detail = code ? `connection failed (${code})` : 'connection failed';
@@ -89,8 +95,8 @@ export function fetchJwks(uri: string, opts: FetchJwksOptions): Promise<FetchedJ
     try {
       req = request(url, {
         method: 'GET',
-        minVersion: 'TLSv1.2',
-        ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+        // The shared client settings (sec-2): weak suites and versions fail the handshake.
+        ...clientTlsOptions(opts.ca),
         // A fresh agent per download: no pooled socket outlives the fetch.
         agent: false,
         headers: { accept: 'application/jwk-set+json, application/json' },

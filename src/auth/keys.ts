@@ -4,7 +4,7 @@
  * named by `iss` is ever consulted; keys embedded in a token are never used.
  */
 import { importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
-import { AuthError } from './errors.js';
+import { AuthError, type AuthErrorCode } from './errors.js';
 import { cacheLifetime, fetchJwks } from './jwks-fetch.js';
 
 /** A CDS client allowed to call us, with the key set its JWTs are checked against. */
@@ -115,16 +115,31 @@ async function importFor(jwk: JWK, alg: CdsJwtAlg): Promise<VerifyKey> {
   return key;
 }
 
+/** The outcome of the last download of one `jwksUri`. */
+interface Attempt {
+  /** Epoch milliseconds at which the download started (the start of the cooldown). */
+  startedAt: number;
+  /** The refusal, when the download failed (the negative cache). */
+  failure?: { code: AuthErrorCode; detail: string | undefined };
+}
+
 /**
  * The key sets of all trusted clients: inline sets parsed once, remote sets downloaded from
- * the registered `jwksUri` only, cached per `Cache-Control`, refetched on an unknown `kid` at
- * most once per cooldown. Concurrent callers share one download.
+ * the registered `jwksUri` only and cached per `Cache-Control`. Concurrent callers share one
+ * download.
+ *
+ * Anyone who knows a trusted `iss` can make us look up its key set, so every download of a
+ * `jwksUri` (successful, failed, or answered with `no-store`) starts a cooldown during which
+ * that URL is not fetched again: a set is kept at least for the cooldown whatever its
+ * `Cache-Control` says, a failure is answered from a negative cache with the same code, and
+ * an unknown `kid` causes at most one refetch per cooldown. At most one download per URL thus
+ * starts per cooldown, however many tokens arrive.
  */
 export class KeySets {
   private readonly inline = new WeakMap<TrustedClient, KeySet>();
   private readonly remote = new Map<string, KeySet>();
   private readonly pending = new Map<string, Promise<KeySet>>();
-  private readonly lastAttempt = new Map<string, number>();
+  private readonly attempts = new Map<string, Attempt>();
   private readonly opts: Required<Omit<KeySetOptions, 'ca'>> & Pick<KeySetOptions, 'ca'>;
 
   constructor(opts: KeySetOptions = {}) {
@@ -168,29 +183,45 @@ export class KeySets {
       return set;
     }
     const now = this.nowMs();
-    const set = this.remote.get(uri);
-    if (!set || now >= set.expiresAt) return this.refresh(uri);
-    if (set.keys.has(kid)) return set;
-    // An unknown kid may mean the client rotated its keys; the cooldown stops tokens with
-    // made-up kids from turning us into a request amplifier against the client's host.
-    const last = this.lastAttempt.get(uri) ?? -Infinity;
-    return now - last >= this.opts.cooldownMs ? this.refresh(uri) : set;
+    const cached = this.remote.get(uri);
+    const fresh = cached !== undefined && now < cached.expiresAt ? cached : undefined;
+    if (fresh?.keys.has(kid)) return fresh;
+    // No usable set, or an unknown kid (the client may have rotated its keys): a download is
+    // wanted, but only one may be under way and only one may start per cooldown.
+    const inFlight = this.pending.get(uri);
+    if (inFlight) return inFlight;
+    const last = this.attempts.get(uri);
+    // A clock that went backwards counts as within the cooldown.
+    if (last && now - last.startedAt < this.opts.cooldownMs) {
+      if (last.failure) throw new AuthError(last.failure.code, last.failure.detail);
+      // The last download succeeded, and its set is kept for at least the cooldown.
+      if (fresh) return fresh;
+    }
+    return this.refresh(uri);
   }
 
   private refresh(uri: string): Promise<KeySet> {
-    const inFlight = this.pending.get(uri);
-    if (inFlight) return inFlight;
-    const started = this.nowMs();
-    this.lastAttempt.set(uri, started);
+    const startedAt = this.nowMs();
+    const attempt: Attempt = { startedAt };
+    this.attempts.set(uri, attempt);
     const run = (async (): Promise<KeySet> => {
-      const { body, cacheControl } = await fetchJwks(uri, this.opts);
-      const keys = parseKeySet(body);
-      const { defaultMaxAgeSeconds, maxMaxAgeSeconds } = this.opts;
-      const ttl = cacheLifetime(cacheControl, defaultMaxAgeSeconds, maxMaxAgeSeconds);
-      const set: KeySet = { keys, imported: new Map(), expiresAt: started + ttl * 1000 };
-      if (ttl > 0) this.remote.set(uri, set);
-      else this.remote.delete(uri);
-      return set;
+      try {
+        const { body, cacheControl } = await fetchJwks(uri, this.opts);
+        const keys = parseKeySet(body);
+        const { defaultMaxAgeSeconds, maxMaxAgeSeconds, cooldownMs } = this.opts;
+        const ttl = cacheLifetime(cacheControl, defaultMaxAgeSeconds, maxMaxAgeSeconds);
+        // no-store, no-cache and max-age=0 still hold for the cooldown: otherwise each
+        // request would cause a download.
+        const lifetimeMs = Math.max(ttl * 1000, cooldownMs);
+        const set: KeySet = { keys, imported: new Map(), expiresAt: startedAt + lifetimeMs };
+        this.remote.set(uri, set);
+        return set;
+      } catch (err) {
+        const failure =
+          err instanceof AuthError ? err : new AuthError('ERR_JWKS_FETCH', 'unexpected failure');
+        attempt.failure = { code: failure.code, detail: failure.detail };
+        throw failure;
+      }
     })();
     this.pending.set(uri, run);
     const clear = (): void => {

@@ -133,6 +133,9 @@ export function createVerifier(opts: VerifierOptions): Verifier {
     }
     const token = authorization.slice(7).trim();
     if (token === '') throw new AuthError('ERR_AUTH_MISSING');
+    // A comma or space means a second credential (e.g. two Authorization headers joined as
+    // "Bearer a, Bearer b"); refused whatever its size, before any part is decoded.
+    if (/[,\s]/.test(token)) throw new AuthError('ERR_JWT_MALFORMED');
     if (Buffer.byteLength(token) > maxBytes) throw new AuthError('ERR_JWT_TOO_LARGE');
     const parts = token.split('.');
     const [h, p, s] = parts;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, createSign, KeyObject, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
+import { createServer, type Server, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { generate } from 'selfsigned';
@@ -135,10 +135,14 @@ export interface TestCert {
   key: string;
 }
 
-/** A self-signed certificate for `commonName` (`localhost` also covers IP 127.0.0.1). */
+/**
+ * A self-signed RSA certificate for `commonName` (`localhost` also covers IP 127.0.0.1); RSA so
+ * that servers can offer the `ECDHE-RSA-*` and static-RSA TLS 1.2 suites.
+ */
 export async function makeCert(commonName = 'localhost'): Promise<TestCert> {
   const pems = await generate([{ name: 'commonName', value: commonName }], {
     algorithm: 'sha256',
+    keyType: 'rsa',
     keySize: 2048,
   });
   return { cert: pems.cert, key: pems.private };
@@ -163,11 +167,19 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
-/** Starts an HTTPS server on 127.0.0.1 answering every request with `reply`. */
-export async function startJwksServer(cert: TestCert, keys: JWK[] = []): Promise<JwksServer> {
+/**
+ * Starts an HTTPS server on 127.0.0.1 answering every request with `reply`; `tls` adds server
+ * TLS settings (e.g. weak `ciphers` and `maxVersion`).
+ */
+export async function startJwksServer(
+  cert: TestCert,
+  keys: JWK[] = [],
+  tls: ServerOptions = {},
+): Promise<JwksServer> {
   const hits: string[] = [];
   const reply: JwksReply = { status: 200, body: JSON.stringify({ keys }), headers: {} };
-  const server: Server = createServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+  const options: ServerOptions = { ...tls, cert: cert.cert, key: cert.key };
+  const server: Server = createServer(options, (req, res) => {
     hits.push(req.url ?? '');
     if (reply.hang) return;
     res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });

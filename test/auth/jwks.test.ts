@@ -138,6 +138,37 @@ describe('TLS and transport', () => {
     }
   });
 
+  for (const ciphers of ['ECDHE-RSA-AES128-SHA', 'AES128-GCM-SHA256']) {
+    test(`sec-1 (CDS Hooks JWT): a key set host offering only ${ciphers} over TLS 1.2 is refused with ERR_JWKS_TLS`, async () => {
+      const weak = await startJwksServer(cert, [es.publicJwk], { ciphers, maxVersion: 'TLSv1.2' });
+      try {
+        const v = verifierFor({ jwksUri: `${weak.origin}/jwks.json` });
+        const t = await tokenFor(es, 'ES384', claims({}, clock));
+        const err = await expectAuthError(v.verify(bearer(t), AUD), 'ERR_JWKS_TLS', t);
+        // The handshake fails (no shared suite): no request is ever sent.
+        assert.match(err.message, /: (EPROTO|ERR_SSL_[A-Z0-9_]+)$/);
+        assert.deepEqual(weak.hits, []);
+      } finally {
+        await weak.close();
+      }
+    });
+  }
+
+  test('sec-1 (CDS Hooks JWT): a TLS 1.2 key set host offering ECDHE-RSA-AES128-GCM-SHA256 is accepted', async () => {
+    const ciphers = 'ECDHE-RSA-AES128-GCM-SHA256';
+    const ok = await startJwksServer(cert, [es.publicJwk], { ciphers, maxVersion: 'TLSv1.2' });
+    try {
+      const v = verifierFor({ jwksUri: `${ok.origin}/jwks.json` });
+      assert.equal(
+        (await v.verify(bearer(await tokenFor(es, 'ES384', claims({}, clock))), AUD)).iss,
+        ISS,
+      );
+      assert.deepEqual(ok.hits, ['/jwks.json']);
+    } finally {
+      await ok.close();
+    }
+  });
+
   test(`${ID}: an unreachable key set host gives ERR_JWKS_FETCH`, async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
@@ -237,10 +268,14 @@ describe('caching', () => {
     assert.equal(server.hits.length, 2);
   });
 
-  test(`${ID}: Cache-Control no-store is not cached beyond the call`, async () => {
+  test(`${ID}: Cache-Control no-store is cached only for the 30 s cooldown`, async () => {
     server.reply.headers = { 'cache-control': 'no-store' };
     const v = verifierFor();
     await v.verify(bearer(await token()), AUD);
+    clock = NOW + 29;
+    await v.verify(bearer(await token()), AUD);
+    assert.equal(server.hits.length, 1);
+    clock = NOW + 31;
     await v.verify(bearer(await token()), AUD);
     assert.equal(server.hits.length, 2);
   });

@@ -117,6 +117,30 @@ describe('Authorization header and structure', () => {
     }
   });
 
+  test('sec-1 (CDS Hooks JWT): refuses an Authorization value with a comma-joined second credential with ERR_JWT_MALFORMED', async () => {
+    // Two Authorization headers may reach us joined by a comma (RFC 9110 §5.3).
+    const good = await tokenFor(es, 'ES384');
+    const other = await tokenFor(rs, 'RS384');
+    const big = await tokenFor(es, 'ES384', claims({ pad: 'a'.repeat(9000) }));
+    const secrets = [other, ...other.split('.'), big, ...big.split('.')];
+    for (const value of [
+      'Bearer a, Bearer b',
+      `Bearer ${good}, Bearer ${other}`,
+      `Bearer ${good},Bearer ${other}`,
+      `Bearer ${good}, Basic dXNlcjpwYXNz`,
+      `Bearer ${good},`,
+      `Bearer ${good}, ${other}`,
+      `Bearer , Bearer ${good}`,
+      `Bearer ${other}, Bearer ${good}`,
+      `Bearer ${big}, Bearer ${good}`,
+    ]) {
+      await expectAuthError(verifier.verify(value, AUD), 'ERR_JWT_MALFORMED', good, secrets);
+    }
+    // Nothing was spent: the first credential alone is still accepted once.
+    assert.equal((await verifier.verify(bearer(good), AUD)).iss, ISS);
+    assert.equal((await verifier.verify(bearer(other), AUD)).iss, ISS);
+  });
+
   test(`${ID}: refuses a "crit" header with ERR_JWT_MALFORMED`, async () => {
     const header = { alg: 'ES384', typ: 'JWT', kid: es.kid };
     await refuse(rawEs384({ ...header, crit: ['exp'] }, claims(), es), 'ERR_JWT_MALFORMED');
