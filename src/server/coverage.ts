@@ -84,29 +84,16 @@ export async function resolveCoverage(
     throw notHandled('ERR_PAYER_NOT_HANDLED', messages[match.error] ?? 'payer not handled');
   }
   const { payer } = match;
+  const notCovered = (code: 'no-member-found' | 'no-active-coverage', text: string) => ({
+    payer,
+    coverage,
+    override: { covered: 'not-covered' as const, reasons: [{ code, text }] },
+  });
   if (gathered.patient.status === 'absent') {
-    return {
-      payer,
-      coverage,
-      override: {
-        covered: 'not-covered',
-        reasons: [
-          { code: 'no-member-found', text: 'The patient could not be found in the EHR record' },
-        ],
-      },
-    };
+    return notCovered('no-member-found', 'The patient could not be found in the EHR record');
   }
   if (!isActive(coverage, today)) {
-    return {
-      payer,
-      coverage,
-      override: {
-        covered: 'not-covered',
-        reasons: [
-          { code: 'no-active-coverage', text: 'The coverage is not active on the order date' },
-        ],
-      },
-    };
+    return notCovered('no-active-coverage', 'The coverage is not active on the order date');
   }
   return { payer, coverage };
 }

@@ -18,6 +18,7 @@ import { createLogger } from '../../src/log.js';
 import { loadRules } from '../../src/rules/index.js';
 import { buildServer, type CrdServer } from '../../src/server/app.js';
 import { selfSignedCertificate } from '../../src/tls/certs.js';
+import { startFhirStub, type FhirStub } from './fhir-stub.js';
 import { send, type TestResponse } from './https.js';
 
 /** A free loopback port (bound once and released). */
@@ -143,6 +144,22 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     close: async () => {
       await app.close();
       replay.close?.();
+    },
+  };
+}
+
+/** A server whose trusted client may query a loopback FHIR stub holding `resources`. */
+export async function startServerWithStub(
+  resources: object[],
+): Promise<{ server: TestServer; stub: FhirStub; close(): Promise<void> }> {
+  const stub = await startFhirStub(resources);
+  const server = await startTestServer({ fhirServers: [stub.origin], fhirCa: stub.cert });
+  return {
+    server,
+    stub,
+    close: async () => {
+      await server.close();
+      await stub.close();
     },
   };
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { startFhirStub, type FhirStub } from '../helpers/fhir-stub.js';
+import type { FhirStub } from '../helpers/fhir-stub.js';
 import { send } from '../helpers/https.js';
 import {
   bundle,
@@ -17,18 +17,15 @@ import {
   serviceRequest,
   CPT,
 } from '../helpers/requests.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startServerWithStub, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
 let stub: FhirStub;
+let close: () => Promise<void>;
 before(async () => {
-  stub = await startFhirStub([patient(), coverage()]);
-  server = await startTestServer({ fhirServers: [stub.origin], fhirCa: stub.cert });
+  ({ server, stub, close } = await startServerWithStub([patient(), coverage()]));
 });
-after(async () => {
-  await server.close();
-  await stub.close();
-});
+after(() => close());
 
 const SIGN = '/cds-services/order-sign-crd';
 type Json = Record<string, any>;
