@@ -1,7 +1,8 @@
 /**
  * Benchmark child: the "floor", the least any server must do for a CDS Hooks call over HTTPS
  * with crdkit's TLS settings: read the body, JSON.parse it, verify the bearer JWT's signature
- * (jose, the same library and key type crdkit uses) and answer a small fixed JSON. No claim
+ * (the same signature check and key type crdkit uses: `verifyJwsSignature` on Node's crypto)
+ * and answer a small fixed JSON. No claim
  * checks, no replay store, no routing, no rules: the gap to crdkit is what crdkit adds.
  *
  * Started by bench/order-sign.ts, compiled to JavaScript:
@@ -10,7 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { compactVerify, importJWK, type JWK } from 'jose';
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { verifyJwsSignature } from '../src/auth/jws.js';
 import { serverTlsOptions } from '../src/tls/options.js';
 import { runChild } from './child.js';
 
@@ -19,8 +21,8 @@ const ANSWER = Buffer.from(JSON.stringify({ cards: [] }));
 runChild(async () => {
   const [cert, key, jwkPath] = process.argv.slice(2);
   if (!cert || !key || !jwkPath) throw new Error('usage: floor-server.ts <cert> <key> <jwk>');
-  const jwk = JSON.parse(readFileSync(jwkPath, 'utf8')) as JWK;
-  const publicKey = await importJWK(jwk, 'ES384');
+  const jwk = JSON.parse(readFileSync(jwkPath, 'utf8')) as JsonWebKey;
+  const publicKey = createPublicKey({ key: jwk, format: 'jwk' });
 
   const server = createServer(serverTlsOptions({ cert, key }), (req, res) => {
     const chunks: Buffer[] = [];
@@ -36,8 +38,10 @@ runChild(async () => {
       }
       const auth = req.headers.authorization;
       if (!auth?.startsWith('Bearer ')) return fail(401);
-      compactVerify(auth.slice(7), publicKey, { algorithms: ['ES384'] }).then(
-        () => {
+      const [h = '', p = '', sig = ''] = auth.slice(7).split('.');
+      verifyJwsSignature('ES384', publicKey, `${h}.${p}`, Buffer.from(sig, 'base64url')).then(
+        (ok) => {
+          if (!ok) return fail(401);
           res
             .writeHead(200, {
               'content-type': 'application/json',

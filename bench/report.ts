@@ -157,8 +157,9 @@ Two servers get exactly the same load:
   \`rules/sample-rules.yaml\`, SQLite replay store in a temporary folder, Fastify over HTTPS),
   with a self-signed certificate and a client key pair generated for the run.
 - **floor**: a minimal Node \`https\` server with the same TLS settings (\`serverTlsOptions\`) that
-  only reads the body, \`JSON.parse\`s it, verifies the JWT signature with jose against the same
-  ES384 public key and answers \`{"cards":[]}\`. It checks no claims, keeps no replay store and
+  only reads the body, \`JSON.parse\`s it, verifies the JWT signature against the same ES384
+  public key with the same check crdkit uses (\`verifyJwsSignature\`, Node's crypto on the thread
+  pool) and answers \`{"cards":[]}\`. It checks no claims, keeps no replay store and
   evaluates no rules: it is the cost of TLS + HTTP + JSON + one ES384 signature check.
 
 Each server runs in its own child process on 127.0.0.1, so its memory is measured on its own.

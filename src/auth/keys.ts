@@ -3,7 +3,9 @@
  * Set, at its `jku` URL or exchanged out of band). Only the registered key set of the client
  * named by `iss` is ever consulted; keys embedded in a token are never used.
  */
-import { importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
+import { KeyObject, type KeyObject as NodeKeyObject } from 'node:crypto';
+import { importJWK, type CryptoKey, type JWK } from 'jose';
+import { keyFitsAlg } from './jws.js';
 import { AuthError, type AuthErrorCode } from './errors.js';
 import { cacheLifetime, fetchJwks } from './jwks-fetch.js';
 
@@ -25,7 +27,7 @@ export interface TrustedClient {
 export type CdsJwtAlg = 'ES384' | 'RS384';
 
 /** A key usable with jose's verify functions. */
-export type VerifyKey = CryptoKey | KeyObject;
+export type VerifyKey = NodeKeyObject;
 
 /** Tuning of key set downloads and caching. */
 export interface KeySetOptions {
@@ -112,7 +114,10 @@ async function importFor(jwk: JWK, alg: CdsJwtAlg): Promise<VerifyKey> {
     throw new AuthError('ERR_JWKS_KEY_INVALID');
   }
   if (key instanceof Uint8Array) throw new AuthError('ERR_JWT_ALG_KEY_MISMATCH');
-  return key;
+  // Converted once here: the signature check (jws.ts) works on Node KeyObjects.
+  const keyObject = KeyObject.from(key as Parameters<typeof KeyObject.from>[0]);
+  if (!keyFitsAlg(keyObject, alg)) throw new AuthError('ERR_JWT_ALG_KEY_MISMATCH');
+  return keyObject;
 }
 
 /** The outcome of the last download of one `jwksUri`. */

@@ -90,12 +90,13 @@ export function buildCoverageInformation(
     sub.push({ url: 'satisfied-pa-id', valueString: d.satisfiedPaId });
   }
   for (const c of d.contacts ?? []) {
-    sub.push({ url: 'contact', valueContactDetail: structuredClone(c) });
+    sub.push({ url: 'contact', valueContactDetail: c });
   }
   if (d.expiryDate !== undefined) sub.push({ url: 'expiry-date', valueDate: d.expiryDate });
 
   const ext: Extension = { url: COVERAGE_INFORMATION_URL, extension: sub };
   assertValidCoverageInformation(ext);
+  CHECKED.add(ext);
   return ext;
 }
 
@@ -144,6 +145,9 @@ function stripUndefined<T extends object>(o: T): T {
   return o;
 }
 
+/** Extensions built and checked here, so the action does not check them again. */
+const CHECKED = new WeakSet<Extension>();
+
 /** Throws a {@link CoverageInformationError} naming every violated invariant id. */
 export function assertValidCoverageInformation(ext: Extension): void {
   const violations = checkCoverageInformation(ext);
@@ -160,8 +164,8 @@ export interface CoverageInformationAction {
 /**
  * resp-37: the `update` of the order (or Appointment) that changes nothing but the
  * coverage-information extensions: a deep copy with any existing ones removed and `extensions`
- * appended. The input is not modified. Every extension is checked first (never emit an invalid
- * one). The description names the resource by type and id only (no PHI).
+ * appended. The input is not modified. Every extension is checked (never emit an invalid one),
+ * once: those from {@link buildCoverageInformation} were checked there. The description names the resource by type and id only (no PHI).
  */
 export function coverageInformationAction(
   resource: Resource,
@@ -169,11 +173,12 @@ export function coverageInformationAction(
 ): CoverageInformationAction {
   for (const e of extensions) {
     if (e.url !== COVERAGE_INFORMATION_URL) throw new CoverageInformationError(['crd-ci-card']);
-    assertValidCoverageInformation(e);
+    if (!CHECKED.has(e)) assertValidCoverageInformation(e);
   }
-  const copy = structuredClone(resource) as Resource & { extension?: Extension[] };
+  // A shallow copy: only `extension` differs, and nothing here modifies what it shares.
+  const copy = { ...resource } as Resource & { extension?: Extension[] };
   const kept = (copy.extension ?? []).filter((e) => e.url !== COVERAGE_INFORMATION_URL);
-  const next = [...kept, ...structuredClone(extensions)];
+  const next = [...kept, ...extensions];
   if (next.length > 0) copy.extension = next;
   else delete copy.extension;
   const name = `${resource.resourceType}/${resource.id ?? '(no id)'}`;

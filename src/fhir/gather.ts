@@ -156,7 +156,8 @@ export async function gather(
     if (Array.isArray(value)) value.forEach((v) => indexValue(resources, v));
     else indexValue(resources, value);
   }
-  const signal = AbortSignal.timeout(deadlineMs);
+  // Only calls that may query the EHR need a deadline (and its timer).
+  const signal = client ? AbortSignal.timeout(deadlineMs) : new AbortController().signal;
   const missing: string[] = [];
   const failures: string[] = [];
 

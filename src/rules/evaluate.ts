@@ -56,7 +56,7 @@ export function decide(rules: RulesFile, input: DecisionInput, opts: DecideOptio
       return {
         ruleId: rule.id,
         determination: toDetermination(outcome, input.today, payer.contacts),
-        cards: structuredClone(rule.cards),
+        cards: rule.cards,
       };
     }
   } catch (e) {

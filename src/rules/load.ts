@@ -82,5 +82,23 @@ export function parseRules(
   }
   const { payers } = readRulesFile(reader, data);
   if (reader.issues.length > 0) throw new RulesError(source, reader.issues);
+  // Outcomes and card templates are shared by every response that uses them: frozen, so no
+  // code can change one call's answer by modifying another's.
+  for (const payer of payers) {
+    deepFreeze(payer.default);
+    deepFreeze(payer.contacts);
+    for (const plan of payer.plans) deepFreeze(plan.default);
+    for (const rule of [...payer.rules, ...payer.plans.flatMap((p) => p.rules)]) {
+      deepFreeze(rule.then);
+      deepFreeze(rule.cards);
+    }
+  }
   return { version: RULES_VERSION, source, payers };
+}
+
+/** Freezes plain data (objects and arrays) all the way down. */
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
 }

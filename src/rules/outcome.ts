@@ -52,10 +52,10 @@ export function toDetermination(
   if (o.infoNeeded?.length) d.infoNeeded = [...o.infoNeeded];
   if (o.billingCodes?.length) d.billingCodes = o.billingCodes.map((c) => ({ ...c }));
   if (o.reasons?.length) d.reasons = o.reasons.map((r) => ({ ...r }));
-  if (o.details?.length) d.details = structuredClone(o.details);
+  if (o.details?.length) d.details = o.details;
   if (o.questionnaires?.length) d.questionnaires = [...o.questionnaires];
   const contacts = o.contacts ?? fallbackContacts;
-  if (contacts?.length) d.contacts = structuredClone(contacts);
+  if (contacts?.length) d.contacts = contacts;
   if (o.expiresInDays !== undefined) d.expiryDate = addDays(today, o.expiresInDays);
   return d;
 }

@@ -3,7 +3,7 @@
  * pipeline (DESIGN.md): authenticate → route → validate → gather → decide → respond.
  */
 import { readFileSync } from 'node:fs';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { serverTlsOptions } from '../tls/options.js';
@@ -32,6 +32,8 @@ export interface ServerDeps {
 declare module 'fastify' {
   interface FastifyRequest {
     client?: import('../auth/verify.js').VerifiedClient;
+    /** What the access line says about this request (never PHI, tokens or resources). */
+    summary?: Record<string, unknown>;
   }
 }
 
@@ -57,6 +59,8 @@ export async function buildServer(deps: ServerDeps) {
     requestTimeout: 30_000,
     routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,
+    // One access line per request (onResponse below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     // The Host header is never trusted for anything (JWT aud is built from baseUrl).
     trustProxy: false,
   });
@@ -88,9 +92,24 @@ export async function buildServer(deps: ServerDeps) {
       );
     }
   });
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onResponse', (req, reply, done) => {
+    const path = req.url.split('?')[0];
+    req.log.info(
+      {
+        method: req.method,
+        path,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(req.client ? { client: req.client.client.name ?? req.client.iss } : {}),
+        ...req.summary,
+      },
+      'request',
+    );
+    done();
+  });
+  app.addHook('onSend', (_req, reply, payload, done) => {
     reply.headers(SECURITY_HEADERS);
-    return payload;
+    done(null, payload);
   });
 
   const authenticate = (audience: string) => async (req: import('fastify').FastifyRequest) => {
@@ -143,8 +162,9 @@ export async function buildServer(deps: ServerDeps) {
     },
     async (req, reply) => {
       const def = hookForService(req.params.id)!;
-      const result = await handleHookCall(hookDeps, def, req.client!, req.body, req.log);
-      return reply.status(200).type('application/json').send(result);
+      const result = await handleHookCall(hookDeps, def, req.client!, req.body);
+      req.summary = result.summary;
+      return reply.status(200).type('application/json').send(result.response);
     },
   );
 

@@ -72,9 +72,10 @@ export function toCdsError(err: FastifyError | Error): CdsError {
 /** Fastify error handler: logs the code only, answers with an OperationOutcome. */
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const cds = toCdsError(err);
-  if (cds.status >= 500)
+  if (cds.status >= 500) {
     req.log.error({ err: { name: err.name, code: (err as FastifyError).code } }, 'request failed');
-  else req.log.info({ code: cds.code, status: cds.status }, 'request refused');
+  }
+  req.summary = { ...req.summary, code: cds.code };
   if (cds.status === 401) {
     reply.header(
       'WWW-Authenticate',

@@ -2,7 +2,6 @@
  * One hook call after authentication: validate → gather → decide → respond. Nothing received
  * is kept once the response is built (sec-5, sec-6): the request lives only in this call's scope.
  */
-import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { VerifiedClient } from '../auth/verify.js';
 import { checkHookRequest } from '../cds/request.js';
@@ -25,14 +24,16 @@ export interface HookCallDeps {
   fhirCa?: Buffer;
 }
 
-/** Handles one validated, authenticated hook call and returns the CDS Hooks response body. */
+/**
+ * Handles one authenticated hook call: the CDS Hooks response body, and a summary for the
+ * access log (counts and codes only).
+ */
 export async function handleHookCall(
   deps: HookCallDeps,
   def: HookDefinition,
   caller: VerifiedClient,
   body: unknown,
-  log: FastifyBaseLogger,
-): Promise<HookResponse> {
+): Promise<{ response: HookResponse; summary: Record<string, unknown> }> {
   const req = checkHookRequest(def, body, deps.config.limits);
   checkRequestedVersion(req.extension['davinci-crd.requestedVersion']);
   const configuration = readConfiguration(
@@ -63,18 +64,14 @@ export async function handleHookCall(
     rules: deps.rules,
     today,
   });
-  log.info(
-    {
-      hook: def.hook,
-      client: caller.client.name ?? caller.iss,
-      fhirQueried: client !== undefined,
-      payer: coverage.payer.id,
-      orders: gathered.orders.length,
-      cards: response.cards.length,
-      systemActions: response.systemActions?.length ?? 0,
-      failures: gathered.failures,
-    },
-    'hook answered',
-  );
-  return response;
+  const summary = {
+    hook: def.hook,
+    fhirQueried: client !== undefined,
+    payer: coverage.payer.id,
+    orders: gathered.orders.length,
+    cards: response.cards.length,
+    systemActions: response.systemActions?.length ?? 0,
+    ...(gathered.failures.length > 0 ? { failures: [...new Set(gathered.failures)] } : {}),
+  };
+  return { response, summary };
 }
