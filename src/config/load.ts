@@ -92,6 +92,8 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
     })),
     rules: mustExist('rules', at(file.rules)),
     dataDir: at(file.dataDir ?? DEFAULTS.dataDir),
+    replay: file.replay ?? 'sqlite',
+    cors: { origins: file.cors?.origins ?? [] },
     auth: {
       clockSkewSeconds: file.auth?.clockSkewSeconds ?? DEFAULTS.clockSkewSeconds,
       maxLifetimeSeconds: file.auth?.maxLifetimeSeconds ?? DEFAULTS.maxLifetimeSeconds,
@@ -105,6 +107,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
     limits: {
       bodyBytes: file.limits?.bodyBytes ?? DEFAULTS.bodyBytes,
       maxOrders: file.limits?.maxOrders ?? DEFAULTS.maxOrders,
+      requestsPerMinute: file.limits?.requestsPerMinute ?? DEFAULTS.requestsPerMinute,
     },
     log: { level: file.log?.level ?? 'info' },
     demo,

@@ -15,6 +15,15 @@ export const ClientSchema = Type.Object(
     jwks: Type.Optional(Type.Object({ keys: Type.Array(Jwk, { minItems: 1 }) })),
     jwksUri: Type.Optional(HttpsUrl),
     fhirServers: Type.Optional(Type.Array(HttpsUrl)),
+    certificate: Type.Optional(
+      Type.Object(
+        {
+          subject: Type.Optional(Type.String({ minLength: 1 })),
+          sha256: Type.Optional(Type.String({ pattern: '^([0-9A-Fa-f]{2}:?){32}$' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -44,6 +53,13 @@ export const ConfigSchema = Type.Object(
     clients: Type.Array(ClientSchema, { minItems: 1 }),
     rules: Type.String({ minLength: 1 }),
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    replay: Type.Optional(Type.String({ pattern: '^(sqlite|memory|rediss?://.+)$' })),
+    cors: Type.Optional(
+      Type.Object(
+        { origins: Type.Array(Type.String({ pattern: '^https://[^\\s/]+$' })) },
+        { additionalProperties: false },
+      ),
+    ),
     auth: Type.Optional(
       Type.Object(
         {
@@ -69,6 +85,7 @@ export const ConfigSchema = Type.Object(
         {
           bodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 67108864 })),
           maxOrders: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+          requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
         },
         { additionalProperties: false },
       ),
@@ -102,9 +119,12 @@ export interface Config {
   clients: ClientEntry[];
   rules: string;
   dataDir: string;
+  /** Where spent `jti`s are kept: `sqlite` (default), `memory` (one process) or a Redis URL. */
+  replay: string;
+  cors: { origins: string[] };
   auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
   fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
-  limits: { bodyBytes: number; maxOrders: number };
+  limits: { bodyBytes: number; maxOrders: number; requestsPerMinute: number };
   log: { level: string };
   /** True when running on generated demo credentials (`crdkit serve` without `--config`). */
   demo: boolean;
@@ -119,5 +139,6 @@ export const DEFAULTS = {
   fhirMaxResponseBytes: 4 * 1024 * 1024,
   bodyBytes: 1024 * 1024,
   maxOrders: 100,
+  requestsPerMinute: 600,
   dataDir: '.crdkit',
 } as const;
