@@ -15,7 +15,10 @@ const files = (dir) =>
 const ID = /\b([a-z]+(?:-[a-z]+)*-\d+)\b/g;
 const tests = new Map();
 for (const file of files('test')) {
-  const text = readFileSync(file, 'utf8');
+  const raw = readFileSync(file, 'utf8');
+  // Test names built from a constant (`${ID}: …`) are read with that constant filled in.
+  const id = /const ID = ['"]([^'"]+)['"]/.exec(raw)?.[1];
+  const text = id ? raw.replaceAll('${ID}', id) : raw;
   for (const m of text.matchAll(/\b(?:it|test)\(\s*[`'"]([^`'"]+)[`'"]/g)) {
     const name = m[1];
     const head = name.split(':')[0] ?? '';
