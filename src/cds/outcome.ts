@@ -19,6 +19,7 @@ export type IssueType =
   | 'throttled'
   | 'exception'
   | 'timeout'
+  | 'transient'
   | 'business-rule'
   | 'processing';
 

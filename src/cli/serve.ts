@@ -1,14 +1,14 @@
 /** `crdkit serve`: load configuration and rules, open storage, start the HTTPS server. */
 import { join, relative } from 'node:path';
-import { SqliteReplayStore } from '../auth/replay.js';
 import { demoConfig, DEMO_ISSUER, PACKAGE_ROOT } from '../config/demo.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { checkServerTls } from '../tls/check.js';
+import { watchServerTls } from '../tls/reload.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { loadRules } from '../rules/index.js';
 import { buildServer } from '../server/app.js';
-import { openSqlite } from '../store/sqlite.js';
+import { openReplayStore } from '../store/replay.js';
 
 export interface ServeOptions {
   config?: string;
@@ -36,8 +36,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   checkServerTls(config);
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
-  const db = openSqlite(join(config.dataDir, 'crdkit.db'));
-  const replay = new SqliteReplayStore(db);
+  const replay = await openReplayStore(config, { logger });
   const app = await buildServer({ config, logger, rules, replay });
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
@@ -73,11 +72,13 @@ export async function serve(options: ServeOptions): Promise<void> {
     say(`      --ca ${rel(demo.files.cert)}`);
     say('');
   }
+  // New certificate and key on SIGHUP or when the files change; open connections are kept.
+  const stopTlsWatch = watchServerTls(app.server, config.tls, logger);
   const stop = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    stopTlsWatch();
     await app.close();
-    replay.close?.();
-    db.close();
+    await replay.close?.();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

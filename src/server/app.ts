@@ -18,6 +18,9 @@ import type { RulesFile } from '../rules/index.js';
 import { cardTypesByHook } from './card-types.js';
 import { clientErrorHandler, errorHandler, frameworkErrors, notFoundHandler } from './errors.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { checkClientCertificate } from './client-certificate.js';
+import { registerCors } from './cors.js';
+import { RateLimiter, rateLimitHook } from './rate-limit.js';
 import { handleHookCall, type HookCallDeps } from './hook-call.js';
 
 export interface ServerDeps {
@@ -111,6 +114,13 @@ export async function buildServer(deps: ServerDeps) {
     reply.headers(SECURITY_HEADERS);
     done(null, payload);
   });
+  registerCors(app, config.cors.origins);
+  // Per verified issuer, after every route's authentication (onRequest), before the body is read.
+  const limiter = new RateLimiter({
+    perMinute: config.limits.requestsPerMinute,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  app.addHook('preParsing', rateLimitHook(limiter));
 
   const authenticate = (audience: string) => async (req: import('fastify').FastifyRequest) => {
     try {
@@ -119,6 +129,7 @@ export async function buildServer(deps: ServerDeps) {
       if (names.filter((h) => /^authorization$/i.test(h)).length > 1)
         throw new AuthError('ERR_JWT_MALFORMED', 'several Authorization headers');
       req.client = await verifier.verify(req.headers.authorization, audience);
+      checkClientCertificate(req, req.client, config.clients);
     } catch (err) {
       // The expected audience is public (baseUrl plus path): saying it helps a caller that
       // addressed the server by another name, and reveals nothing from the token.

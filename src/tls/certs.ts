@@ -1,4 +1,7 @@
-/** Development certificates for the demo server and tests. Never used when a config names files. */
+/**
+ * Development certificates for the demo server and tests (a self-signed server certificate; a
+ * throw-away CA and certificates it issues, for mutual TLS). Never used when a config names files.
+ */
 import { generate } from 'selfsigned';
 
 export interface PemPair {
@@ -33,5 +36,66 @@ export async function selfSignedCertificate(cn = 'localhost', days = 365): Promi
       },
     ],
   });
+  return { cert: pems.cert, key: pems.private };
+}
+
+/** A certificate authority for development and tests (ECDSA P-256, SHA-256). */
+export async function certificateAuthority(
+  cn = 'crdkit development CA',
+  days = 365,
+): Promise<PemPair> {
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  const notAfterDate = new Date(notBeforeDate.getTime() + days * 86_400_000);
+  const pems = await generate([{ name: 'commonName', value: cn }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate,
+    notAfterDate,
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
+/**
+ * A TLS client certificate issued by `ca` (ECDSA P-256, SHA-256, extended key usage
+ * clientAuth). `subject` lists the distinguished name's attributes by short name (`CN`, `O`,
+ * `OU`, `L`, `ST`, `C`; `commonName` and `organizationName` also work), e.g.
+ * `[['CN', 'client-a'], ['O', 'Hospital A']]`.
+ */
+export async function clientCertificate(
+  ca: PemPair,
+  subject: Array<[name: string, value: string]>,
+  days = 30,
+): Promise<PemPair> {
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  const notAfterDate = new Date(notBeforeDate.getTime() + days * 86_400_000);
+  const pems = await generate(
+    // selfsigned joins the attributes into one DN string: escape RFC 4514 specials so that a
+    // value such as "Hospital, Inc" is kept whole instead of being cut at the comma.
+    subject.map(([name, value]) => ({
+      name,
+      value: value
+        .replace(/[\\,+"<>;=]/g, '\\$&')
+        .replace(/^[ #]/, '\\$&')
+        .replace(/ $/, '\\ '),
+    })),
+    {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate,
+      ca: { key: ca.key, cert: ca.cert },
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', clientAuth: true },
+      ],
+    },
+  );
   return { cert: pems.cert, key: pems.private };
 }

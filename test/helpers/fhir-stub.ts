@@ -20,6 +20,8 @@ export interface FhirStub {
   resources: Map<string, object>;
   /** Set to make every request fail with this status, or hang when `'hang'`. */
   failWith?: number | 'hang';
+  /** Set to answer every request this many ms late (a slow but working FHIR server). */
+  delayMs?: number;
   close(): Promise<void>;
 }
 
@@ -43,9 +45,13 @@ export async function startFhirStub(resources: object[] = []): Promise<FhirStub>
       authorization: req.headers.authorization,
     });
     if (stub.failWith === 'hang') return;
-    const reply = (status: number, body: unknown) => {
+    const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/fhir+json' });
       res.end(JSON.stringify(body));
+    };
+    const reply = (status: number, body: unknown) => {
+      if (stub.delayMs) setTimeout(() => send(status, body), stub.delayMs);
+      else send(status, body);
     };
     if (stub.failWith) return reply(stub.failWith, { resourceType: 'OperationOutcome' });
     const path = url.pathname.replace(/^\/fhir\//, '');

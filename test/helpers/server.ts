@@ -58,6 +58,33 @@ export interface TestServerOptions {
   now?: () => number;
   /** Keep spent `jti`s in SQLite under the data folder (as `crdkit serve` does). */
   sqlite?: boolean;
+  /** `limits.requestsPerMinute` (the rate limit per issuer). */
+  requestsPerMinute?: number;
+  /** `cors.origins`. */
+  corsOrigins?: string[];
+  /** More trusted clients (inline JWKS), e.g. a second issuer for the rate-limit tests. */
+  extraClients?: Array<{ iss: string; publicJwk: JWK }>;
+  /**
+   * Mutual TLS: `ca` is the PEM of the CA that client certificates must come from (written to
+   * `client-ca.pem`, configured as `tls.ca`); `requestCert` defaults to true.
+   */
+  mutualTls?: { ca: string; requestCert?: boolean };
+  /** `clients[].certificate` bindings by issuer (the default client is `TEST_ISS`). */
+  certificates?: Record<string, { subject?: string; sha256?: string }>;
+}
+
+/** Applies the mutual TLS options to a configuration file. */
+function withMutualTls(file: ConfigFile, opts: TestServerOptions): ConfigFile {
+  const bindings = opts.certificates ?? {};
+  return {
+    ...file,
+    tls: opts.mutualTls
+      ? { ...file.tls, ca: 'client-ca.pem', requestCert: opts.mutualTls.requestCert ?? true }
+      : file.tls,
+    clients: file.clients.map((c) =>
+      bindings[c.iss] ? { ...c, certificate: bindings[c.iss] } : c,
+    ),
+  };
 }
 
 /** Starts a server with one trusted client (inline JWKS) and the sample rules. */
@@ -87,16 +114,29 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         jwks: { keys: [pair.publicJwk as { kty: string }] },
         fhirServers: opts.fhirServers ?? [],
       },
+      ...(opts.extraClients ?? []).map((c) => ({
+        iss: c.iss,
+        jwks: { keys: [c.publicJwk as { kty: string }] },
+      })),
     ],
     rules: opts.rules ?? join(PACKAGE_ROOT, 'rules', 'sample-rules.yaml'),
     dataDir: dir,
     ...(opts.fhirCa ? { fhir: { ca: 'fhir-ca.pem', timeoutMs: opts.fhirTimeoutMs ?? 2000 } } : {}),
-    ...(opts.bodyBytes ? { limits: { bodyBytes: opts.bodyBytes } } : {}),
+    ...(opts.bodyBytes || opts.requestsPerMinute
+      ? {
+          limits: {
+            ...(opts.bodyBytes ? { bodyBytes: opts.bodyBytes } : {}),
+            ...(opts.requestsPerMinute ? { requestsPerMinute: opts.requestsPerMinute } : {}),
+          },
+        }
+      : {}),
+    ...(opts.corsOrigins ? { cors: { origins: opts.corsOrigins } } : {}),
     log: { level: 'info' },
   });
   const rules = loadRules(file(0).rules);
   const port = await freePort();
-  const config = resolveConfig(file(port), dir);
+  if (opts.mutualTls) writeFileSync(join(dir, 'client-ca.pem'), opts.mutualTls.ca);
+  const config = resolveConfig(withMutualTls(file(port), opts), dir);
   const replay = opts.sqlite
     ? new SqliteReplayStore(openSqlite(join(dir, 'crdkit.db')))
     : new MemoryReplayStore();
