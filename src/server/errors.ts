@@ -86,7 +86,20 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
 }
 
 /** 404 for any route crdkit does not serve. */
-export function notFoundHandler(_req: FastifyRequest, reply: FastifyReply): void {
+export function notFoundHandler(req: FastifyRequest, reply: FastifyReply): void {
+  // Methods Fastify does not route (TRACE, PROPFIND…) on a CDS Hooks path: that path exists,
+  // so the answer is 405 with what it allows, not 404.
+  const path = req.url.split('?')[0] ?? '';
+  const allow =
+    path === '/cds-services' ? 'GET' : /^\/cds-services\/[^/]+$/.test(path) ? 'POST' : '';
+  if (allow) {
+    void reply
+      .status(405)
+      .header('allow', allow)
+      .type('application/fhir+json')
+      .send(operationOutcome('not-supported', 'ERR_METHOD', `method not allowed; use ${allow}`));
+    return;
+  }
   void reply
     .status(404)
     .type('application/fhir+json')

@@ -206,3 +206,19 @@ describe('TLS (sec-2, sec-3)', () => {
     assert.notEqual(status, 200);
   });
 });
+
+describe('404 and 405 distinguished', () => {
+  it('hook-9: a method Fastify does not route (TRACE) on a CDS Hooks path is a 405', async () => {
+    for (const [path, allow] of [
+      ['/cds-services', 'GET'],
+      ['/cds-services/order-sign-crd', 'POST'],
+    ]) {
+      const res = await send(`${server.base}${path}`, { method: 'TRACE', ca: server.ca });
+      assert.equal(res.status, 405, path);
+      assert.equal(res.headers.allow, allow);
+      assert.equal(res.json.resourceType, 'OperationOutcome');
+    }
+    const other = await send(`${server.base}/elsewhere`, { method: 'TRACE', ca: server.ca });
+    assert.equal(other.status, 404);
+  });
+});
