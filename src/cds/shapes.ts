@@ -97,6 +97,22 @@ const READ: Record<string, Array<[string, Kind]>> = {
  * Resource ids: FHIR's `[A-Za-z0-9\-.]{1,64}`, plus `_`, which the Inferno kit's example
  * Coverage (`coverage_example`) uses. Ids made only of dots are refused: they would change a URL.
  */
+interface Segment {
+  key: string;
+  each: boolean;
+}
+
+/** {@link READ} with its paths split once. */
+const READ_SEGMENTS: Record<string, Array<[readonly Segment[], Kind]>> = Object.fromEntries(
+  Object.entries(READ).map(([type, rules]) => [
+    type,
+    rules.map(([path, kind]) => [
+      path.split('.').map((s) => ({ key: s.replace(/\[\]$/, ''), each: s.endsWith('[]') })),
+      kind,
+    ]),
+  ]),
+);
+
 const FHIR_ID = /^(?!\.+$)[A-Za-z0-9\-._]{1,64}$/;
 
 const strings = (o: Record<string, Json>, keys: string[]) =>
@@ -141,12 +157,14 @@ export interface ShapeProblem {
   message: string;
 }
 
-/** Values at `path` (`a.b`, `a[].b`) under `root`, with their concrete paths. */
-function* at(root: Record<string, Json>, path: string, base: string): Generator<[Json, string]> {
+/** Values at `path` (segments of `a.b` / `a[].b`) under `root`, with their concrete paths. */
+function at(
+  root: Record<string, Json>,
+  segments: readonly Segment[],
+  base: string,
+): Array<[Json, string]> {
   let current: Array<[Json, string]> = [[root, base]];
-  for (const segment of path.split('.')) {
-    const each = segment.endsWith('[]');
-    const key = each ? segment.slice(0, -2) : segment;
+  for (const { key, each } of segments) {
     const next: Array<[Json, string]> = [];
     for (const [v, p] of current) {
       if (!isObject(v) || v[key] === undefined) continue;
@@ -154,9 +172,10 @@ function* at(root: Record<string, Json>, path: string, base: string): Generator<
       if (!each) next.push([child, `${p}.${key}`]);
       else if (Array.isArray(child)) child.forEach((c, i) => next.push([c, `${p}.${key}[${i}]`]));
     }
+    if (next.length === 0) return next;
     current = next;
   }
-  yield* current;
+  return current;
 }
 
 /**
@@ -208,11 +227,11 @@ export function resourceShapeProblem(resource: Json, base: string): ShapeProblem
     if (!isObject(v)) continue;
     const problem = genericProblem(v, path);
     if (problem) return problem;
-    for (const [rule, kind] of typeof v.resourceType === 'string'
-      ? Object.hasOwn(READ, v.resourceType)
-        ? READ[v.resourceType]!
-        : []
-      : []) {
+    const rules =
+      typeof v.resourceType === 'string' && Object.hasOwn(READ_SEGMENTS, v.resourceType)
+        ? READ_SEGMENTS[v.resourceType]!
+        : [];
+    for (const [rule, kind] of rules) {
       for (const [value, p] of at(v, rule, path)) {
         if (!fits(value, kind)) return { path: p, message: `must be ${article(kind)}` };
       }

@@ -139,6 +139,6 @@ export const DEFAULTS = {
   fhirMaxResponseBytes: 4 * 1024 * 1024,
   bodyBytes: 1024 * 1024,
   maxOrders: 100,
-  requestsPerMinute: 600,
+  requestsPerMinute: 6000,
   dataDir: '.crdkit',
 } as const;

@@ -70,14 +70,10 @@ export function buildCards(templates: CardInput[], opts: BuildCardsOptions): Car
   const merged = new Map<string, { t: CardTemplate; orders: string[] }>();
   for (const { orders, ...t } of templates) {
     if (!opts.enabled(t.topic)) continue;
-    const key = JSON.stringify([
-      t.kind,
-      t.summary,
-      t.detail,
-      t.indicator ?? 'info',
-      t.topic,
-      t.links?.map((l) => [l.label, l.url]),
-    ]);
+    const links = t.links?.map((l) => `${l.label}\u0001${l.url}`).join('\u0002') ?? '';
+    const key = [t.kind, t.summary, t.detail ?? '', t.indicator ?? 'info', t.topic, links].join(
+      '\u0000',
+    );
     const entry = merged.get(key) ?? { t, orders: [] };
     for (const o of orders ?? []) if (!entry.orders.includes(o)) entry.orders.push(o);
     merged.set(key, entry);
@@ -125,6 +121,8 @@ function card(t: CardTemplate, orders: string[], opts: BuildCardsOptions): Card 
 
 /** resp-6: cut to {@link MAX_SUMMARY} characters with an ellipsis. */
 export function truncate(summary: string): string {
+  // UTF-16 length bounds the code-point count: short summaries need no splitting.
+  if (summary.length <= MAX_SUMMARY) return summary;
   const chars = [...summary];
   return chars.length <= MAX_SUMMARY ? summary : `${chars.slice(0, MAX_SUMMARY - 1).join('')}…`;
 }

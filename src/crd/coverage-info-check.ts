@@ -30,8 +30,14 @@ const isIn = <T extends string>(list: readonly T[], v: unknown): v is T =>
  */
 export function checkCoverageInformation(ext: Extension): string[] {
   const v = new Set<string>();
-  const subs = ext.extension ?? [];
-  const all = (url: string): Extension[] => subs.filter((e) => e.url === url);
+  // Grouped once by url: every rule below reads its sub-extensions from here.
+  const byUrl = new Map<string, Extension[]>();
+  for (const e of ext.extension ?? []) {
+    const list = byUrl.get(e.url);
+    if (list) list.push(e);
+    else byUrl.set(e.url, [e]);
+  }
+  const all = (url: string): Extension[] => byUrl.get(url) ?? [];
   const codes = (url: string): unknown[] => all(url).map((e) => e.valueCode);
   const has = (url: string): boolean => all(url).length > 0;
 

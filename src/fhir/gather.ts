@@ -122,6 +122,9 @@ function relatedReferences(orders: Resource[]): string[] {
   return [...new Set(local)];
 }
 
+/** The signal of calls that query nothing: never aborted. */
+const NEVER = new AbortController().signal;
+
 /** At most this many FHIR reads of one call run at once (the EHR is not flooded). */
 const MAX_PARALLEL_READS = 8;
 
@@ -157,7 +160,7 @@ export async function gather(
     else indexValue(resources, value);
   }
   // Only calls that may query the EHR need a deadline (and its timer).
-  const signal = client ? AbortSignal.timeout(deadlineMs) : new AbortController().signal;
+  const signal = client ? AbortSignal.timeout(deadlineMs) : NEVER;
   const missing: string[] = [];
   const failures: string[] = [];
 

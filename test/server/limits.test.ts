@@ -136,7 +136,7 @@ describe('limits.requestsPerMinute on the server (per verified issuer)', () => {
     assert.ok(!lines.some((l) => l.code === 'ERR_RATE_LIMITED' && l.client === OTHER_ISS));
   });
 
-  it('the default is 600 per minute per issuer', () => {
+  it('the default is 6000 per minute per issuer', () => {
     const config = resolveConfig(
       {
         baseUrl: 'https://localhost:8443',
@@ -146,7 +146,7 @@ describe('limits.requestsPerMinute on the server (per verified issuer)', () => {
       },
       server.dataDir,
     );
-    assert.equal(config.limits.requestsPerMinute, 600);
+    assert.equal(config.limits.requestsPerMinute, 6000);
   });
 });
 
