@@ -1,5 +1,6 @@
 /** Loading and checking the configuration file: errors name the key, start-up stops. */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { ConfigSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
@@ -94,6 +95,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
     dataDir: at(file.dataDir ?? DEFAULTS.dataDir),
     replay: file.replay ?? 'sqlite',
     cors: { origins: file.cors?.origins ?? [] },
+    audit: resolveAudit(file, `${hostname()}:${file.listen?.port ?? DEFAULTS.port}`),
     auth: {
       clockSkewSeconds: file.auth?.clockSkewSeconds ?? DEFAULTS.clockSkewSeconds,
       maxLifetimeSeconds: file.auth?.maxLifetimeSeconds ?? DEFAULTS.maxLifetimeSeconds,
@@ -111,6 +113,26 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
     },
     log: { level: file.log?.level ?? 'info' },
     demo,
+  };
+}
+
+/** Audit settings: a payload key set needs `currentKey` naming one of its keys. */
+function resolveAudit(file: ConfigFile, defaultInstance: string): Config['audit'] {
+  const a = file.audit ?? {};
+  const keys = a.payloadKeys;
+  if (keys && Object.keys(keys).length > 0) {
+    if (!a.currentKey || !Object.hasOwn(keys, a.currentKey)) {
+      throw new ConfigError('audit.currentKey', 'must name one of audit.payloadKeys');
+    }
+  } else if (a.currentKey) {
+    throw new ConfigError('audit.currentKey', 'needs audit.payloadKeys');
+  }
+  return {
+    store: a.store ?? 'sqlite',
+    instance: a.instance ?? defaultInstance,
+    ...(keys && a.currentKey ? { encryption: { keys, current: a.currentKey } } : {}),
+    retentionDays: a.retentionDays ?? 180,
+    dtrContextMinutes: a.dtrContextMinutes ?? 60,
   };
 }
 

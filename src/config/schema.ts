@@ -54,6 +54,24 @@ export const ConfigSchema = Type.Object(
     rules: Type.String({ minLength: 1 }),
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
     replay: Type.Optional(Type.String({ pattern: '^(sqlite|memory|rediss?://.+)$' })),
+    audit: Type.Optional(
+      Type.Object(
+        {
+          store: Type.Optional(Type.String({ pattern: '^(sqlite|postgres(ql)?://.+)$' })),
+          instance: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+          payloadKeys: Type.Optional(
+            Type.Record(
+              Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+              Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
+            ),
+          ),
+          currentKey: Type.Optional(Type.String({ minLength: 1 })),
+          retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+          dtrContextMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     cors: Type.Optional(
       Type.Object(
         { origins: Type.Array(Type.String({ pattern: '^https://[^\\s/]+$' })) },
@@ -122,6 +140,13 @@ export interface Config {
   /** Where spent `jti`s are kept: `sqlite` (default), `memory` (one process) or a Redis URL. */
   replay: string;
   cors: { origins: string[] };
+  audit: {
+    store: string;
+    instance: string;
+    encryption?: { keys: Record<string, string>; current: string };
+    retentionDays: number;
+    dtrContextMinutes: number;
+  };
   auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
   fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
   limits: { bodyBytes: number; maxOrders: number; requestsPerMinute: number };
