@@ -2,6 +2,7 @@
 /** The `crdkit` command. */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/load.js';
+import { auditExport, auditPurge, auditVerify, type ExportOptions } from './audit.js';
 import { call } from './call.js';
 import { serve } from './serve.js';
 
@@ -71,5 +72,45 @@ program
       }
     },
   );
+
+const audit = program
+  .command('audit')
+  .description('the audit trail: verify its hash chain, export AuditEvents, purge old payloads');
+const configOption = [
+  '-c, --config <file>',
+  'JSON configuration file (default: the demo)',
+] as const;
+
+audit
+  .command('verify')
+  .description('check the hash chain; names the first record changed, removed or reordered')
+  .option(...configOption)
+  .action(async (opts: { config?: string }) => {
+    process.exitCode = await auditVerify(opts).catch(fail);
+  });
+
+audit
+  .command('export')
+  .description('write AuditEvents as NDJSON (default) or a FHIR Bundle; the read is audited')
+  .option(...configOption)
+  .option('--since <date>', 'only events recorded at or after this date or date-time')
+  .option('--until <date>', 'only events recorded before this date or date-time')
+  .option('--patient <reference>', 'only events about this patient, e.g. Patient/123')
+  .option('--format <format>', 'ndjson or bundle', 'ndjson')
+  .option('-o, --out <file>', 'write to this file (mode 0600) instead of standard output')
+  .action(async (opts: ExportOptions) => {
+    if (opts.format !== 'ndjson' && opts.format !== 'bundle') {
+      fail(new Error('--format must be ndjson or bundle'));
+    }
+    process.exitCode = await auditExport(opts).catch(fail);
+  });
+
+audit
+  .command('purge')
+  .description('remove encrypted payloads past audit.retentionDays (records and chain stay)')
+  .option(...configOption)
+  .action(async (opts: { config?: string }) => {
+    process.exitCode = await auditPurge(opts).catch(fail);
+  });
 
 await program.parseAsync(process.argv);

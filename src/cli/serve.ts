@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import { loadRules } from '../rules/index.js';
 import { buildServer } from '../server/app.js';
 import { openReplayStore } from '../store/replay.js';
+import { openAuditStore } from '../audit/index.js';
 
 export interface ServeOptions {
   config?: string;
@@ -37,7 +38,14 @@ export async function serve(options: ServeOptions): Promise<void> {
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
   const replay = await openReplayStore(config, { logger });
-  const app = await buildServer({ config, logger, rules, replay });
+  const audit = await openAuditStore({
+    url: config.audit.store,
+    dataDir: config.dataDir,
+    instance: config.audit.instance,
+    ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
+    retentionDays: config.audit.retentionDays,
+  });
+  const app = await buildServer({ config, logger, rules, replay, audit });
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
@@ -79,6 +87,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     stopTlsWatch();
     await app.close();
     await replay.close?.();
+    await audit.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -22,12 +22,16 @@ import { checkClientCertificate } from './client-certificate.js';
 import { registerCors } from './cors.js';
 import { RateLimiter, rateLimitHook } from './rate-limit.js';
 import { handleHookCall, type HookCallDeps } from './hook-call.js';
+import { assertionIds, hookAuditInput, registerAuditOfRefusals } from './audit-trail.js';
+import type { AuditStore } from '../audit/index.js';
 
 export interface ServerDeps {
   config: Config;
   logger: Logger;
   rules: RulesFile;
   replay: ReplayStore;
+  /** The audit trail (found-37); every hook exchange is recorded before its answer is sent. */
+  audit?: AuditStore;
   /** The clock (epoch ms); tests freeze it. */
   now?: () => number;
 }
@@ -37,6 +41,10 @@ declare module 'fastify' {
     client?: import('../auth/verify.js').VerifiedClient;
     /** What the access line says about this request (never PHI, tokens or resources). */
     summary?: Record<string, unknown>;
+    /** The request body as received, for the audit digest and encrypted payload only. */
+    rawBody?: string;
+    /** Set once the exchange has its audit record. */
+    audited?: boolean;
   }
 }
 
@@ -80,7 +88,8 @@ export async function buildServer(deps: ServerDeps) {
   app.setNotFoundHandler(notFoundHandler);
   app.removeAllContentTypeParsers();
   // Only JSON is accepted; anything else is a 415 before the body is read.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    req.rawBody = body as string;
     try {
       const parsed: unknown = JSON.parse(body as string);
       if (tooDeep(parsed)) {
@@ -115,6 +124,7 @@ export async function buildServer(deps: ServerDeps) {
     done(null, payload);
   });
   registerCors(app, config.cors.origins);
+  if (deps.audit) registerAuditOfRefusals(app, deps.audit, config.audit.instance);
   // Per verified issuer, after every route's authentication (onRequest), before the body is read.
   const limiter = new RateLimiter({
     perMinute: config.limits.requestsPerMinute,
@@ -175,7 +185,17 @@ export async function buildServer(deps: ServerDeps) {
       const def = hookForService(req.params.id)!;
       const result = await handleHookCall(hookDeps, def, req.client!, req.body);
       req.summary = result.summary;
-      return reply.status(200).type('application/json').send(result.response);
+      const bytes = Buffer.from(JSON.stringify(result.response));
+      if (deps.audit) {
+        // found-37: the record is written before the answer leaves; if it cannot be, the
+        // answer is a 503 (AuditUnavailableError), never an unrecorded 200.
+        const input = hookAuditInput(req, config.audit.instance, 200, bytes, {
+          coverageAssertionIds: assertionIds(result.response),
+        });
+        await deps.audit.appendHook(input);
+        req.audited = true;
+      }
+      return reply.status(200).type('application/json').send(bytes);
     },
   );
 

@@ -11,6 +11,7 @@ import type { JWK } from 'jose';
 import { generateClientKeyPair, signCdsJwt } from '../../src/auth/sign.js';
 import { MemoryReplayStore, SqliteReplayStore } from '../../src/auth/replay.js';
 import { openSqlite } from '../../src/store/sqlite.js';
+import { openAuditStore, type AuditStore } from '../../src/audit/index.js';
 import { PACKAGE_ROOT } from '../../src/config/demo.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { ConfigFile } from '../../src/config/schema.js';
@@ -36,6 +37,8 @@ export interface TestServer {
   app: CrdServer;
   /** The server's data folder (a fresh temporary folder). */
   dataDir: string;
+  /** The audit trail the server writes (absent with `audit: false`). */
+  audit: AuditStore | undefined;
   /** `https://localhost:<port>`: the configured baseUrl, what JWT `aud` is built from. */
   base: string;
   ca: string;
@@ -58,6 +61,8 @@ export interface TestServerOptions {
   now?: () => number;
   /** Keep spent `jti`s in SQLite under the data folder (as `crdkit serve` does). */
   sqlite?: boolean;
+  /** Record the audit trail in SQLite under the data folder (default true, as `crdkit serve`). */
+  audit?: boolean;
   /** `limits.requestsPerMinute` (the rate limit per issuer). */
   requestsPerMinute?: number;
   /** `cors.origins`. */
@@ -140,11 +145,16 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const replay = opts.sqlite
     ? new SqliteReplayStore(openSqlite(join(dir, 'crdkit.db')))
     : new MemoryReplayStore();
+  const audit =
+    opts.audit === false
+      ? undefined
+      : await openAuditStore({ url: 'sqlite', dataDir: dir, instance: 'test' });
   const app = await buildServer({
     config,
     logger: createLogger('info', sink),
     rules,
     replay,
+    ...(audit ? { audit } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   await app.listen({ host: '127.0.0.1', port });
@@ -181,9 +191,11 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         headers: { authorization: `Bearer ${await token(path)}`, ...headers },
       });
     },
+    audit,
     close: async () => {
       await app.close();
       replay.close?.();
+      await audit?.close();
     },
   };
 }

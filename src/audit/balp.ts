@@ -1,0 +1,195 @@
+/**
+ * FHIR R4 AuditEvents shaped after IHE Basic Audit Log Patterns (BALP): a hook call follows the
+ * RESTful Query pattern (the client is the Source Role ID and requestor, the server the
+ * Destination Role ID, the instance the observer), entities carry references, identifiers and
+ * SHA-256 digests only, never payload bytes or resource content.
+ */
+import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
+import { sha256Hex } from './chain.js';
+import type { HookAuditInput, SecurityAuditInput, SecurityKind } from './types.js';
+
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
+const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+const SOURCE_TYPE = 'http://terminology.hl7.org/CodeSystem/security-source-type';
+/** The code systems crdkit defines for what FHIR has no code for. */
+export const CRDKIT_AUDIT_SYSTEMS = {
+  hook: 'https://cds-hooks.hl7.org/hooks',
+  service: 'urn:crdkit:cds-service',
+  hookInstance: 'urn:crdkit:hookInstance',
+  coverageAssertionId: 'urn:crdkit:coverage-assertion-id',
+  security: 'urn:crdkit:security-event',
+  issuer: 'urn:crdkit:iss',
+} as const;
+
+const OUTCOME = { success: '0', 'minor-failure': '4', 'serious-failure': '8' } as const;
+
+/** DICOM event type and subtype of each security kind. */
+const SECURITY_TYPES: Record<SecurityKind, [Coding, Coding]> = {
+  'auth-refused': [dcm('110114', 'User Authentication'), dcm('110122', 'Login')],
+  replay: [dcm('110114', 'User Authentication'), dcm('110122', 'Login')],
+  'tls-failure': [dcm('110113', 'Security Alert'), dcm('110126', 'Node Authentication')],
+  'rate-limited': [dcm('110113', 'Security Alert'), dcm('110132', 'Use of Restricted Function')],
+  'audit-read': [dcm('110101', 'Audit Log Used'), dcm('110101', 'Audit Log Used')],
+};
+
+function dcm(code: string, display: string): Coding {
+  return { system: DCM, code, display };
+}
+
+function entityType(code: '1' | '2', display: string): Coding {
+  return { system: ENTITY_TYPE, code, display };
+}
+
+function role(code: string, display: string): Coding {
+  return { system: OBJECT_ROLE, code, display };
+}
+
+function patientEntity(reference: string): AuditEventEntity {
+  return {
+    what: { reference },
+    type: entityType('1', 'Person'),
+    role: role('1', 'Patient'),
+  };
+}
+
+function digestEntity(name: 'request' | 'response', body: Buffer | undefined, status?: number) {
+  const detail = [];
+  if (body) detail.push({ type: 'sha256', valueString: sha256Hex(body) });
+  if (status !== undefined) detail.push({ type: 'http-status', valueString: String(status) });
+  const entity: AuditEventEntity = {
+    type: entityType('2', 'System Object'),
+    role: name === 'request' ? role('24', 'Query') : role('3', 'Report'),
+    name,
+    ...(detail.length ? { detail } : {}),
+  };
+  return entity;
+}
+
+function serverAgent(): AuditEventAgent {
+  return {
+    type: { coding: [dcm('110152', 'Destination Role ID')] },
+    who: { display: 'crdkit CRD server' },
+    requestor: false,
+  };
+}
+
+function observer(instance: string): AuditEvent['source'] {
+  return {
+    observer: { display: instance },
+    type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],
+  };
+}
+
+/**
+ * The AuditEvent of one hook call. Digests of the raw request and response are recorded as
+ * `entity.detail` `sha256`; the bodies themselves never appear.
+ *
+ * @example
+ * ```ts
+ * const event = auditEventFromHook(input, randomUUID());
+ * event.subtype?.[0]?.code; // 'order-sign'
+ * ```
+ */
+export function auditEventFromHook(input: HookAuditInput, id: string): AuditEvent {
+  const client: AuditEventAgent = {
+    type: { coding: [dcm('110153', 'Source Role ID')] },
+    who: {
+      identifier: { system: CRDKIT_AUDIT_SYSTEMS.issuer, value: input.client.iss },
+      ...(input.client.name ? { display: input.client.name } : {}),
+    },
+    ...(input.client.certificateSha256
+      ? { altId: `x5t#S256:${input.client.certificateSha256}` }
+      : {}),
+    requestor: true,
+  };
+  const entity: AuditEventEntity[] = [];
+  if (input.patient) entity.push(patientEntity(input.patient));
+  for (const reference of input.orders) {
+    entity.push({
+      what: { reference },
+      type: entityType('2', 'System Object'),
+      role: role('4', 'Domain Resource'),
+    });
+  }
+  if (input.hookInstance) {
+    entity.push({
+      what: {
+        identifier: { system: CRDKIT_AUDIT_SYSTEMS.hookInstance, value: input.hookInstance },
+      },
+      type: entityType('2', 'System Object'),
+      role: role('20', 'Job'),
+      name: 'hookInstance',
+    });
+  }
+  for (const value of input.coverageAssertionIds) {
+    entity.push({
+      what: { identifier: { system: CRDKIT_AUDIT_SYSTEMS.coverageAssertionId, value } },
+      type: entityType('2', 'System Object'),
+      role: role('3', 'Report'),
+      name: 'coverage-assertion-id',
+    });
+  }
+  entity.push(digestEntity('request', input.requestBody));
+  entity.push(digestEntity('response', input.responseBody, input.status));
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    type: dcm('110112', 'Query'),
+    subtype: [
+      ...(input.hook ? [{ system: CRDKIT_AUDIT_SYSTEMS.hook, code: input.hook }] : []),
+      ...(input.service ? [{ system: CRDKIT_AUDIT_SYSTEMS.service, code: input.service }] : []),
+    ],
+    action: 'E',
+    recorded: input.at.toISOString(),
+    outcome: OUTCOME[input.outcome],
+    ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
+    agent: [client, serverAgent()],
+    source: observer(input.instance)!,
+    entity,
+  };
+}
+
+/** `detail` unless it looks like it carries a JWT or a bearer token. */
+function safeDetail(detail: string): string {
+  if (/eyJ[\w-]{4,}\.|bearer\s+\S/i.test(detail)) return '[redacted]';
+  return detail.slice(0, 200);
+}
+
+/**
+ * The AuditEvent of a security event (refused token, TLS failure, rate limit, replay, a read of
+ * the audit trail). The outcome is `4` for refusals and `0` for `audit-read`.
+ *
+ * @example
+ * ```ts
+ * auditEventFromSecurity({ at, instance, kind: 'replay', errorCode: 'ERR_JWT_REPLAY' }, id);
+ * ```
+ */
+export function auditEventFromSecurity(input: SecurityAuditInput, id: string): AuditEvent {
+  const [type, subtype] = SECURITY_TYPES[input.kind];
+  const reading = input.kind === 'audit-read';
+  const requestor: AuditEventAgent = {
+    type: { coding: [dcm('110153', 'Source Role ID')] },
+    who: input.client?.iss
+      ? { identifier: { system: CRDKIT_AUDIT_SYSTEMS.issuer, value: input.client.iss } }
+      : { display: reading ? (input.reader ?? 'local operator') : 'unidentified client' },
+    requestor: true,
+    ...(input.source
+      ? { network: { address: input.source, type: /^[\d.:a-f]+$/i.test(input.source) ? '2' : '1' } }
+      : {}),
+  };
+  const description = [input.errorCode, input.detail && safeDetail(input.detail)].filter(Boolean);
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    type,
+    subtype: [subtype, { system: CRDKIT_AUDIT_SYSTEMS.security, code: input.kind }],
+    action: reading ? 'R' : 'E',
+    recorded: input.at.toISOString(),
+    outcome: reading ? '0' : '4',
+    ...(description.length ? { outcomeDesc: description.join(': ') } : {}),
+    agent: [requestor, serverAgent()],
+    source: observer(input.instance)!,
+    ...(input.patient ? { entity: [patientEntity(input.patient)] } : {}),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The hash chain: each stored record carries `prevHash` (the hash of the record before it) and
+ * `hash = SHA-256(prevHash "\n" canonicalJson(document))`. The document is everything recorded
+ * except the encrypted payload columns, so purging payloads leaves every hash valid.
+ */
+import { createHash } from 'node:crypto';
+
+/** The `prevHash` of the first record of a chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The one chain every instance appends to (see docs/audit.md, "Several instances"). */
+export const CHAIN = 'main';
+
+/** One stored record, as both stores keep it (payload columns apart). */
+export interface StoredRecord {
+  seq: number;
+  id: string;
+  instance: string;
+  kind: 'hook' | 'security';
+  /** Milliseconds since the epoch (the AuditEvent's `recorded`). */
+  recordedAt: number;
+  patient: string | null;
+  /** The id of the record before this one (null for the first): names a removed record. */
+  prevId: string | null;
+  prevHash: string;
+  hash: string;
+  /** When the encrypted payload expires (null without payload). */
+  expiresAt: number | null;
+  /** The AuditEvent as canonical JSON text. */
+  event: string;
+}
+
+/** The encrypted payload columns of a record (outside the hash). */
+export interface StoredPayload {
+  keyId: string;
+  request: Buffer | null;
+  response: Buffer | null;
+}
+
+/** The last link of the chain, kept in its own row so a cut tail is seen. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+  id: string | null;
+}
+
+/** JSON with object keys sorted at every level and no whitespace (undefined members dropped). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError('canonicalJson: value is not JSON');
+    return text;
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** Lower-case hex SHA-256 of `data`. */
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The hash a record must carry, recomputed from its columns (`seq` may be overridden). */
+export function recordHash(record: Omit<StoredRecord, 'hash'>, seq = record.seq): string {
+  const document = {
+    v: 1,
+    seq,
+    id: record.id,
+    instance: record.instance,
+    kind: record.kind,
+    recordedAt: record.recordedAt,
+    patient: record.patient,
+    prevId: record.prevId,
+    expiresAt: record.expiresAt,
+    event: JSON.parse(record.event) as unknown,
+  };
+  return sha256Hex(`${record.prevHash}\n${canonicalJson(document)}`);
+}
+
+/** The record that follows `head`, with its `seq`, links and hash filled in. */
+export function link(
+  head: ChainHead,
+  fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash'>,
+): StoredRecord {
+  const unhashed = { ...fields, seq: head.seq + 1, prevId: head.id, prevHash: head.hash };
+  return { ...unhashed, hash: recordHash(unhashed) };
+}

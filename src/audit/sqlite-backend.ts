@@ -1,0 +1,154 @@
+/**
+ * The audit chain in SQLite (`audit.db` in the data folder, 0600): one chain, appended in
+ * `BEGIN IMMEDIATE` transactions so several processes on one host serialize on the write lock.
+ * `secure_delete` overwrites purged payload bytes in the file.
+ */
+import { join } from 'node:path';
+import { migrate, openSqlite, type Database } from '../store/sqlite.js';
+import type { AuditBackend, PageQuery } from './backend.js';
+import {
+  CHAIN,
+  GENESIS_HASH,
+  type ChainHead,
+  type StoredPayload,
+  type StoredRecord,
+} from './chain.js';
+
+/** The numbered migrations of the `audit` part (append only). */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE audit_records (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    patient TEXT,
+    prev_id TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    expires_at INTEGER,
+    event TEXT NOT NULL,
+    payload_key_id TEXT,
+    request_ct BLOB,
+    response_ct BLOB
+  );
+  CREATE INDEX audit_records_recorded ON audit_records (recorded_at);
+  CREATE INDEX audit_records_patient ON audit_records (patient, recorded_at);
+  CREATE INDEX audit_records_payload ON audit_records (expires_at) WHERE payload_key_id IS NOT NULL;
+  CREATE TABLE audit_chain_head (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    id TEXT
+  );
+  INSERT INTO audit_chain_head (chain, seq, hash, id)
+    VALUES ('${CHAIN}', 0, '${GENESIS_HASH}', NULL);`,
+];
+
+const COLUMNS = `seq, id, instance, kind, recorded_at AS recordedAt, patient, prev_id AS prevId,
+  prev_hash AS prevHash, hash, expires_at AS expiresAt, event`;
+
+/** The SQLite audit backend. */
+export class SqliteAuditBackend implements AuditBackend {
+  readonly #db: Database;
+
+  /** Opens `audit.db` in `dataDir` (or `:memory:`) and applies the migrations. */
+  constructor(dataDir: string) {
+    this.#db = openSqlite(dataDir === ':memory:' ? dataDir : join(dataDir, 'audit.db'));
+    try {
+      this.#db.pragma('secure_delete = ON');
+      migrate(this.#db, 'audit', SQLITE_MIGRATIONS);
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  async append(
+    make: (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload },
+  ): Promise<void> {
+    const db = this.#db;
+    const run = db.transaction(() => {
+      const head = db
+        .prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?')
+        .get(CHAIN) as ChainHead;
+      const { record: r, payload: p } = make(head);
+      db.prepare(
+        `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
+          prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        r.seq,
+        r.id,
+        r.instance,
+        r.kind,
+        r.recordedAt,
+        r.patient,
+        r.prevId,
+        r.prevHash,
+        r.hash,
+        r.expiresAt,
+        r.event,
+        p?.keyId ?? null,
+        p?.request ?? null,
+        p?.response ?? null,
+      );
+      db.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?').run(
+        r.seq,
+        r.hash,
+        r.id,
+        CHAIN,
+      );
+    });
+    run.immediate();
+  }
+
+  async head(): Promise<ChainHead> {
+    return this.#db
+      .prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?')
+      .get(CHAIN) as ChainHead;
+  }
+
+  async page(q: PageQuery): Promise<StoredRecord[]> {
+    const sql = `SELECT ${COLUMNS} FROM audit_records
+      WHERE seq > @afterSeq AND seq <= @maxSeq
+        AND (@since IS NULL OR recorded_at >= @since)
+        AND (@until IS NULL OR recorded_at < @until)
+        AND (@patient IS NULL OR patient = @patient)
+      ORDER BY seq LIMIT @limit`;
+    const { afterSeq, maxSeq, limit } = q;
+    const filter = { since: q.since ?? null, until: q.until ?? null, patient: q.patient ?? null };
+    return this.#db.prepare(sql).all({ afterSeq, maxSeq, limit, ...filter }) as StoredRecord[];
+  }
+
+  async byHash(hash: string): Promise<StoredRecord | undefined> {
+    const sql = `SELECT ${COLUMNS} FROM audit_records WHERE hash = ?`;
+    return this.#db.prepare(sql).get(hash) as StoredRecord | undefined;
+  }
+
+  async payload(id: string): Promise<StoredPayload | undefined> {
+    const row = this.#db
+      .prepare(
+        `SELECT payload_key_id AS keyId, request_ct AS request, response_ct AS response
+         FROM audit_records WHERE id = ? AND payload_key_id IS NOT NULL`,
+      )
+      .get(id);
+    return row as StoredPayload | undefined;
+  }
+
+  async purge(nowMs: number): Promise<number> {
+    const { changes } = this.#db
+      .prepare(
+        `UPDATE audit_records SET payload_key_id = NULL, request_ct = NULL, response_ct = NULL
+         WHERE payload_key_id IS NOT NULL AND expires_at <= ?`,
+      )
+      .run(nowMs);
+    // sec-6: purged bytes leave the write-ahead log too, not only the main file.
+    if (changes > 0) this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    return changes;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

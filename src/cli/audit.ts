@@ -1,0 +1,102 @@
+/** `crdkit audit verify | export | purge`: the audit trail from the command line (found-38). */
+import { createWriteStream } from 'node:fs';
+import { openAuditStore, type AuditStore } from '../audit/index.js';
+import { demoConfig } from '../config/demo.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+
+export interface AuditCommandOptions {
+  config?: string;
+}
+
+async function open(options: AuditCommandOptions): Promise<{ store: AuditStore; config: Config }> {
+  const config = options.config ? loadConfig(options.config) : (await demoConfig()).config;
+  const store = await openAuditStore({
+    url: config.audit.store,
+    dataDir: config.dataDir,
+    instance: `${config.audit.instance}/cli`,
+    ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
+    retentionDays: config.audit.retentionDays,
+  });
+  return { store, config };
+}
+
+/** Checks the chain; resolves with the exit code (0 only when intact). */
+export async function auditVerify(options: AuditCommandOptions): Promise<number> {
+  const { store } = await open(options);
+  try {
+    const result = await store.verify();
+    if (result.ok) {
+      process.stderr.write(`crdkit: audit trail intact: ${result.records} records\n`);
+      return 0;
+    }
+    const { id, seq, problem } = result.firstBad;
+    process.stderr.write(`crdkit: audit trail broken: record ${id} (#${seq}) was ${problem}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+export interface ExportOptions extends AuditCommandOptions {
+  since?: string;
+  until?: string;
+  patient?: string;
+  format?: 'ndjson' | 'bundle';
+  out?: string;
+}
+
+function date(value: string | undefined, flag: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new Error(`${flag}: not a date or date-time: ${value}`);
+  return d;
+}
+
+/** Writes AuditEvents as NDJSON (default) or a FHIR Bundle; the read itself is audited. */
+export async function auditExport(options: ExportOptions): Promise<number> {
+  const since = date(options.since, '--since');
+  const until = date(options.until, '--until');
+  const { store } = await open(options);
+  const out = options.out ? createWriteStream(options.out, { mode: 0o600 }) : process.stdout;
+  const write = (text: string) =>
+    new Promise<void>((resolve, reject) =>
+      out.write(text, (err) => (err ? reject(err) : resolve())),
+    );
+  let count = 0;
+  try {
+    const filter = {
+      ...(since ? { since } : {}),
+      ...(until ? { until } : {}),
+      ...(options.patient ? { patient: options.patient } : {}),
+    };
+    const bundle = options.format === 'bundle';
+    if (bundle) await write('{"resourceType":"Bundle","type":"collection","entry":[');
+    for await (const event of store.export(filter)) {
+      const json = JSON.stringify(event);
+      await write(bundle ? `${count > 0 ? ',' : ''}{"resource":${json}}` : `${json}\n`);
+      count += 1;
+    }
+    if (bundle) await write(']}\n');
+  } finally {
+    await store.close();
+    if (out !== process.stdout)
+      await new Promise<void>((r) => (out as NodeJS.WritableStream).end(() => r()));
+  }
+  process.stderr.write(`crdkit: exported ${count} audit events\n`);
+  return 0;
+}
+
+/** Removes encrypted payloads past the retention period; the records and chain stay. */
+export async function auditPurge(options: AuditCommandOptions): Promise<number> {
+  const { store, config } = await open(options);
+  try {
+    const { payloadsRemoved } = await store.purge();
+    process.stderr.write(
+      `crdkit: removed ${payloadsRemoved} payloads older than ${config.audit.retentionDays} days\n`,
+    );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
