@@ -132,7 +132,6 @@ function resolveAudit(file: ConfigFile, defaultInstance: string): Config['audit'
     instance: a.instance ?? defaultInstance,
     ...(keys && a.currentKey ? { encryption: { keys, current: a.currentKey } } : {}),
     retentionDays: a.retentionDays ?? 180,
-    dtrContextMinutes: a.dtrContextMinutes ?? 60,
   };
 }
 

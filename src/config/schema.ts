@@ -67,7 +67,6 @@ export const ConfigSchema = Type.Object(
           ),
           currentKey: Type.Optional(Type.String({ minLength: 1 })),
           retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-          dtrContextMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
         },
         { additionalProperties: false },
       ),
@@ -145,7 +144,6 @@ export interface Config {
     instance: string;
     encryption?: { keys: Record<string, string>; current: string };
     retentionDays: number;
-    dtrContextMinutes: number;
   };
   auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
   fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
