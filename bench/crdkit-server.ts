@@ -1,16 +1,16 @@
 /**
  * Benchmark child: the real crdkit server, assembled as `crdkit serve` does it (src/cli/serve.ts):
- * configuration file → logger → rules → SQLite replay store → Fastify server over HTTPS.
+ * configuration file → logger → rules → replay store (SQLite) → audit trail (SQLite) → Fastify
+ * server over HTTPS.
  *
  * Started by bench/order-sign.ts, compiled to JavaScript: node crdkit-server.js <config.json>
  */
-import { join } from 'node:path';
-import { SqliteReplayStore } from '../src/auth/replay.js';
+import { openAuditStore } from '../src/audit/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { loadRules } from '../src/rules/index.js';
 import { buildServer } from '../src/server/app.js';
-import { openSqlite } from '../src/store/sqlite.js';
+import { openReplayStore } from '../src/store/replay.js';
 import { runChild } from './child.js';
 
 runChild(async () => {
@@ -20,16 +20,21 @@ runChild(async () => {
   // pino writes to this process's stdout, which the parent points at a log file.
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
-  const db = openSqlite(join(config.dataDir, 'crdkit.db'));
-  const replay = new SqliteReplayStore(db);
-  const app = await buildServer({ config, logger, rules, replay });
+  const replay = await openReplayStore(config, { logger });
+  const audit = await openAuditStore({
+    url: config.audit.store,
+    dataDir: config.dataDir,
+    instance: config.audit.instance,
+    retentionDays: config.audit.retentionDays,
+  });
+  const app = await buildServer({ config, logger, rules, replay, audit });
   await app.listen({ host: config.listen.host, port: config.listen.port });
   return {
     port: config.listen.port,
     close: async () => {
       await app.close();
-      replay.close();
-      db.close();
+      await replay.close?.();
+      await audit.close();
     },
   };
 });

@@ -46,16 +46,18 @@ export interface ChainHead {
 
 /** JSON with object keys sorted at every level and no whitespace (undefined members dropped). */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    const text = JSON.stringify(value);
-    if (text === undefined) throw new TypeError('canonicalJson: value is not JSON');
-    return text;
-  }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  // Native JSON.stringify with keys sorted by a replacer: the same text as a hand-written
+  // canonical writer, several times faster (this runs for every record appended and verified).
+  const text = JSON.stringify(value, sortKeys);
+  if (text === undefined) throw new TypeError('canonicalJson: value is not JSON');
+  return text;
+}
+
+function sortKeys(_key: string, v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+  return sorted;
 }
 
 /** Lower-case hex SHA-256 of `data`. */
@@ -65,7 +67,7 @@ export function sha256Hex(data: string | Buffer): string {
 
 /** The hash a record must carry, recomputed from its columns (`seq` may be overridden). */
 export function recordHash(record: Omit<StoredRecord, 'hash'>, seq = record.seq): string {
-  const document = {
+  const rest = canonicalJson({
     v: 1,
     seq,
     id: record.id,
@@ -75,9 +77,10 @@ export function recordHash(record: Omit<StoredRecord, 'hash'>, seq = record.seq)
     patient: record.patient,
     prevId: record.prevId,
     expiresAt: record.expiresAt,
-    event: JSON.parse(record.event) as unknown,
-  };
-  return sha256Hex(`${record.prevHash}\n${canonicalJson(document)}`);
+  });
+  // `event` is stored as canonical JSON text, and sorts first: spliced in as stored, so any
+  // change to its bytes changes the hash (and it is not parsed and re-serialised per record).
+  return sha256Hex(`${record.prevHash}\n{"event":${record.event},${rest.slice(1)}`);
 }
 
 /** The record that follows `head`, with its `seq`, links and hash filled in. */

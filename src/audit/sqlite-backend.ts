@@ -49,6 +49,10 @@ const COLUMNS = `seq, id, instance, kind, recorded_at AS recordedAt, patient, pr
   prev_hash AS prevHash, hash, expires_at AS expiresAt, event`;
 
 /** The SQLite audit backend. */
+/** Builds one record from the chain head, inside the append transaction. */
+type Maker = (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload };
+type Statement = ReturnType<Database['prepare']>;
+
 export class SqliteAuditBackend implements AuditBackend {
   readonly #db: Database;
 
@@ -64,43 +68,49 @@ export class SqliteAuditBackend implements AuditBackend {
     }
   }
 
-  async append(
-    make: (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload },
-  ): Promise<void> {
+  /** Statements of the append path, prepared once (the hot path of every hook call). */
+  #appendStatements?: {
+    head: Statement;
+    insert: Statement;
+    move: Statement;
+    run: (make: Maker) => void;
+  };
+
+  async append(make: Maker): Promise<void> {
     const db = this.#db;
-    const run = db.transaction(() => {
-      const head = db
-        .prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?')
-        .get(CHAIN) as ChainHead;
-      const { record: r, payload: p } = make(head);
-      db.prepare(
+    if (!this.#appendStatements) {
+      const head = db.prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?');
+      const insert = db.prepare(
         `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
           prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        r.seq,
-        r.id,
-        r.instance,
-        r.kind,
-        r.recordedAt,
-        r.patient,
-        r.prevId,
-        r.prevHash,
-        r.hash,
-        r.expiresAt,
-        r.event,
-        p?.keyId ?? null,
-        p?.request ?? null,
-        p?.response ?? null,
       );
-      db.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?').run(
-        r.seq,
-        r.hash,
-        r.id,
-        CHAIN,
+      const move = db.prepare(
+        'UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?',
       );
-    });
-    run.immediate();
+      const tx = db.transaction((m: Maker) => {
+        const { record: r, payload: p } = m(head.get(CHAIN) as ChainHead);
+        insert.run(
+          r.seq,
+          r.id,
+          r.instance,
+          r.kind,
+          r.recordedAt,
+          r.patient,
+          r.prevId,
+          r.prevHash,
+          r.hash,
+          r.expiresAt,
+          r.event,
+          p?.keyId ?? null,
+          p?.request ?? null,
+          p?.response ?? null,
+        );
+        move.run(r.seq, r.hash, r.id, CHAIN);
+      });
+      this.#appendStatements = { head, insert, move, run: (m) => tx.immediate(m) };
+    }
+    this.#appendStatements.run(make);
   }
 
   async head(): Promise<ChainHead> {
