@@ -1,6 +1,7 @@
 /** `crdkit audit verify | export | purge`: the audit trail from the command line (found-38). */
-import { createWriteStream } from 'node:fs';
-import { openAuditStore, type AuditStore } from '../audit/index.js';
+import { open as open_ } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { openAuditStore, writeBundle, writeNdjson, type AuditStore } from '../audit/index.js';
 import { demoConfig } from '../config/demo.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -53,16 +54,21 @@ function date(value: string | undefined, flag: string): Date | undefined {
   return d;
 }
 
+/** Opens the output file (mode 0600, also when it exists) before anything is read. */
+async function openOut(path: string): Promise<Writable> {
+  const handle = await open_(path, 'w', 0o600).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot write ${path}: ${err.code ?? err.message}`);
+  });
+  await handle.chmod(0o600);
+  return handle.createWriteStream();
+}
+
 /** Writes AuditEvents as NDJSON (default) or a FHIR Bundle; the read itself is audited. */
 export async function auditExport(options: ExportOptions): Promise<number> {
   const since = date(options.since, '--since');
   const until = date(options.until, '--until');
+  const out = options.out ? await openOut(options.out) : process.stdout;
   const { store } = await open(options);
-  const out = options.out ? createWriteStream(options.out, { mode: 0o600 }) : process.stdout;
-  const write = (text: string) =>
-    new Promise<void>((resolve, reject) =>
-      out.write(text, (err) => (err ? reject(err) : resolve())),
-    );
   let count = 0;
   try {
     const filter = {
@@ -70,18 +76,12 @@ export async function auditExport(options: ExportOptions): Promise<number> {
       ...(until ? { until } : {}),
       ...(options.patient ? { patient: options.patient } : {}),
     };
-    const bundle = options.format === 'bundle';
-    if (bundle) await write('{"resourceType":"Bundle","type":"collection","entry":[');
-    for await (const event of store.export(filter)) {
-      const json = JSON.stringify(event);
-      await write(bundle ? `${count > 0 ? ',' : ''}{"resource":${json}}` : `${json}\n`);
-      count += 1;
-    }
-    if (bundle) await write(']}\n');
+    const events = store.export(filter);
+    count =
+      options.format === 'bundle' ? await writeBundle(events, out) : await writeNdjson(events, out);
   } finally {
     await store.close();
-    if (out !== process.stdout)
-      await new Promise<void>((r) => (out as NodeJS.WritableStream).end(() => r()));
+    if (out !== process.stdout) await new Promise<void>((r) => out.end(() => r()));
   }
   process.stderr.write(`crdkit: exported ${count} audit events\n`);
   return 0;
@@ -93,7 +93,8 @@ export async function auditPurge(options: AuditCommandOptions): Promise<number> 
   try {
     const { payloadsRemoved } = await store.purge();
     process.stderr.write(
-      `crdkit: removed ${payloadsRemoved} payloads older than ${config.audit.retentionDays} days\n`,
+      `crdkit: removed ${payloadsRemoved} payloads past their retention ` +
+        `(set when each was written; now audit.retentionDays = ${config.audit.retentionDays})\n`,
     );
     return 0;
   } finally {

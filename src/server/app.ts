@@ -22,7 +22,12 @@ import { checkClientCertificate } from './client-certificate.js';
 import { registerCors } from './cors.js';
 import { RateLimiter, rateLimitHook } from './rate-limit.js';
 import { handleHookCall, type HookCallDeps } from './hook-call.js';
-import { assertionIds, hookAuditInput, registerAuditOfRefusals } from './audit-trail.js';
+import {
+  assertionIds,
+  hookAuditInput,
+  receivedAt,
+  registerAuditOfRefusals,
+} from './audit-trail.js';
 import type { AuditStore } from '../audit/index.js';
 
 export interface ServerDeps {
@@ -189,7 +194,7 @@ export async function buildServer(deps: ServerDeps) {
       if (deps.audit) {
         // found-37: the record is written before the answer leaves; if it cannot be, the
         // answer is a 503 (AuditUnavailableError), never an unrecorded 200.
-        const input = hookAuditInput(req, config.audit.instance, 200, bytes, {
+        const input = hookAuditInput(req, receivedAt(reply), config.audit.instance, 200, bytes, {
           coverageAssertionIds: assertionIds(result.response),
         });
         await deps.audit.appendHook(input);

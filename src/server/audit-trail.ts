@@ -50,9 +50,15 @@ function peerFingerprint(req: FastifyRequest): string | undefined {
   return socket.getPeerX509Certificate()?.fingerprint256;
 }
 
+/** When the request was received (the AuditEvent's `recorded`, see docs/audit.md). */
+export function receivedAt(reply: FastifyReply): Date {
+  return new Date(Date.now() - reply.elapsedTime);
+}
+
 /** What one hook exchange leaves in the audit trail. */
 export function hookAuditInput(
   req: FastifyRequest,
+  at: Date,
   instance: string,
   status: number,
   response: Buffer | undefined,
@@ -62,7 +68,7 @@ export function hookAuditInput(
   const patientId = body.context?.patientId;
   const { id } = req.params as { id?: string };
   return {
-    at: new Date(),
+    at,
     instance,
     client: {
       iss: req.client?.iss ?? '(unauthenticated)',
@@ -110,7 +116,7 @@ export function registerAuditOfRefusals(
       const kind = errorCode === 'ERR_JWT_REPLAY' ? 'replay' : SECURITY_KINDS[status];
       if (kind) {
         await audit.appendSecurity({
-          at: new Date(),
+          at: receivedAt(reply),
           instance,
           kind,
           ...(req.client ? { client: { iss: req.client.iss } } : {}),
@@ -119,7 +125,8 @@ export function registerAuditOfRefusals(
         });
       } else if (req.method === 'POST' && req.url.startsWith('/cds-services/')) {
         const bytes = typeof payload === 'string' ? Buffer.from(payload) : undefined;
-        await audit.appendHook(hookAuditInput(req, instance, status, bytes, { errorCode }));
+        const at = receivedAt(reply);
+        await audit.appendHook(hookAuditInput(req, at, instance, status, bytes, { errorCode }));
       }
     } catch (err) {
       req.log.error({ code: (err as { code?: string }).code }, 'audit record of a refusal failed');

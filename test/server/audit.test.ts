@@ -96,6 +96,8 @@ describe('audit trail of hook exchanges (found-37)', () => {
       const res = await server.post(SIGN, orderRequest());
       assert.equal(res.status, 503);
       assert.equal(res.json.resourceType, 'OperationOutcome');
+      // The access line is written once the answer has gone (onResponse).
+      await new Promise((r) => setTimeout(r, 50));
       assert.ok(server.logs.some((l) => l.includes('"status":503')));
     } finally {
       await server.app.close();
