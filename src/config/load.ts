@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { ConfigSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
@@ -27,28 +28,46 @@ function keyPath(pointer: string): string {
     .reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
 }
 
+/**
+ * The most useful first error: unknown keys first (a misspelt key also shows up as a missing
+ * one), and inside a union (`audit`: a URL or an object) the error of the member that fits.
+ */
+function firstError(
+  schema: TSchema,
+  value: unknown,
+  prefix: string,
+): { path: string; message: string } | undefined {
+  const errors = [...Value.Errors(schema, value)];
+  const first =
+    errors.find((e) => e.type === ValueErrorType.ObjectAdditionalProperties) ?? errors[0];
+  if (!first) return undefined;
+  const path = [prefix, keyPath(first.path)].filter(Boolean).join('.');
+  if (first.type === ValueErrorType.ObjectAdditionalProperties)
+    return { path, message: 'unknown key' };
+  if (first.type === ValueErrorType.ObjectRequiredProperty) {
+    return { path, message: 'required key is missing' };
+  }
+  if (first.type === ValueErrorType.Union) {
+    const members = (first.schema as { anyOf?: TSchema[] }).anyOf ?? [];
+    const isObject = typeof first.value === 'object' && first.value !== null;
+    const member = members.find((m) => (m.type === 'object') === isObject);
+    const inner = member && firstError(member, first.value, path);
+    if (inner) return inner;
+  }
+  if (path === 'log.level') {
+    return { path, message: 'must be one of fatal, error, warn, info, debug, trace, silent' };
+  }
+  return { path, message: lowerFirst(first.message) };
+}
+
 /** Checks a parsed config object against the schema and the cross-key rules. */
 export function checkConfig(raw: unknown): ConfigFile {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('', 'the configuration must be a JSON object');
   }
   // Unknown keys first: a misspelt key also shows up as a missing one, and the typo is the news.
-  const errors = [...Value.Errors(ConfigSchema, raw)];
-  const first =
-    errors.find((e) => e.type === ValueErrorType.ObjectAdditionalProperties) ?? errors[0];
-  if (first) {
-    const path = keyPath(first.path) || '(root)';
-    if (first.type === ValueErrorType.ObjectAdditionalProperties) {
-      throw new ConfigError(path, 'unknown key');
-    }
-    if (first.type === ValueErrorType.ObjectRequiredProperty) {
-      throw new ConfigError(path, 'required key is missing');
-    }
-    if (path === 'log.level') {
-      throw new ConfigError(path, 'must be one of fatal, error, warn, info, debug, trace, silent');
-    }
-    throw new ConfigError(path, lowerFirst(first.message));
-  }
+  const error = firstError(ConfigSchema, raw, '');
+  if (error) throw new ConfigError(error.path || '(root)', error.message);
   const config = raw as ConfigFile;
   config.clients.forEach((client, i) => {
     if (!client.jwks === !client.jwksUri) {
@@ -118,7 +137,8 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
 
 /** Audit settings: a payload key set needs `currentKey` naming one of its keys. */
 function resolveAudit(file: ConfigFile, defaultInstance: string): Config['audit'] {
-  const a = file.audit ?? {};
+  const a: Exclude<ConfigFile['audit'], string> & object =
+    typeof file.audit === 'string' ? { store: file.audit } : (file.audit ?? {});
   const keys = a.payloadKeys;
   if (keys && Object.keys(keys).length > 0) {
     if (!a.currentKey || !Object.hasOwn(keys, a.currentKey)) {

@@ -6,6 +6,8 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const HttpsUrl = Type.String({ pattern: '^https://[^\\s]+$', description: 'an https URL' });
 
+const AuditStoreUrl = Type.String({ pattern: '^(sqlite|postgres(ql)?://.+)$' });
+
 const Jwk = Type.Object({ kty: Type.String() }, { additionalProperties: true });
 
 export const ClientSchema = Type.Object(
@@ -54,22 +56,26 @@ export const ConfigSchema = Type.Object(
     rules: Type.String({ minLength: 1 }),
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
     replay: Type.Optional(Type.String({ pattern: '^(sqlite|memory|rediss?://.+)$' })),
+    // `"audit": "postgres://…"` is short for `"audit": { "store": "postgres://…" }`.
     audit: Type.Optional(
-      Type.Object(
-        {
-          store: Type.Optional(Type.String({ pattern: '^(sqlite|postgres(ql)?://.+)$' })),
-          instance: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-          payloadKeys: Type.Optional(
-            Type.Record(
-              Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
-              Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
+      Type.Union([
+        AuditStoreUrl,
+        Type.Object(
+          {
+            store: Type.Optional(AuditStoreUrl),
+            instance: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+            payloadKeys: Type.Optional(
+              Type.Record(
+                Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+                Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
+              ),
             ),
-          ),
-          currentKey: Type.Optional(Type.String({ minLength: 1 })),
-          retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-        },
-        { additionalProperties: false },
-      ),
+            currentKey: Type.Optional(Type.String({ minLength: 1 })),
+            retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+          },
+          { additionalProperties: false },
+        ),
+      ]),
     ),
     cors: Type.Optional(
       Type.Object(

@@ -107,3 +107,13 @@ describe('configuration messages for common mistakes', () => {
     assert.match(refusal({ ...valid(), log: { level: 'loud' } }).message, /one of fatal, error/);
   });
 });
+
+describe('the audit key (issue: `audit: "postgres://…"`)', () => {
+  it('found-37: "audit" may be a store URL or an object; errors inside it name the key', () => {
+    assert.doesNotThrow(() => checkConfig({ ...valid(), audit: 'postgres://db.test/crd' }));
+    assert.doesNotThrow(() => checkConfig({ ...valid(), audit: { store: 'sqlite' } }));
+    assert.equal(refusal({ ...valid(), audit: { stor: 'sqlite' } }).key, 'audit.stor');
+    assert.equal(refusal({ ...valid(), audit: 'mysql://db.test' }).key, 'audit');
+    assert.equal(refusal({ ...valid(), audit: { retentionDays: 'x' } }).key, 'audit.retentionDays');
+  });
+});
