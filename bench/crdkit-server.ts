@@ -5,7 +5,7 @@
  *
  * Started by bench/order-sign.ts, compiled to JavaScript: node crdkit-server.js <config.json>
  */
-import { openAuditStore } from '../src/audit/index.js';
+import { openConfiguredAuditStore } from '../src/audit/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { loadRules } from '../src/rules/index.js';
@@ -21,12 +21,7 @@ runChild(async () => {
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
   const replay = await openReplayStore(config, { logger });
-  const audit = await openAuditStore({
-    url: config.audit.store,
-    dataDir: config.dataDir,
-    instance: config.audit.instance,
-    retentionDays: config.audit.retentionDays,
-  });
+  const audit = await openConfiguredAuditStore(config);
   const app = await buildServer({ config, logger, rules, replay, audit });
   await app.listen({ host: config.listen.host, port: config.listen.port });
   return {

@@ -9,6 +9,7 @@ export { DtrContextCache, type DtrContextCacheOptions } from './dtr-cache.js';
 export { AUDIT_ERRORS, AuditError, AuditUnavailableError, type AuditErrorCode } from './errors.js';
 export { writeBundle, writeNdjson } from './export.js';
 export { openAuditStore } from './store.js';
+export { openConfiguredAuditStore } from './configured.js';
 export type {
   AuditPayloads,
   AuditStore,

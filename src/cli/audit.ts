@@ -1,7 +1,12 @@
 /** `crdkit audit verify | export | purge`: the audit trail from the command line (found-38). */
 import { open as open_ } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { openAuditStore, writeBundle, writeNdjson, type AuditStore } from '../audit/index.js';
+import {
+  openConfiguredAuditStore,
+  writeBundle,
+  writeNdjson,
+  type AuditStore,
+} from '../audit/index.js';
 import { demoConfig } from '../config/demo.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -12,13 +17,7 @@ export interface AuditCommandOptions {
 
 async function open(options: AuditCommandOptions): Promise<{ store: AuditStore; config: Config }> {
   const config = options.config ? loadConfig(options.config) : (await demoConfig()).config;
-  const store = await openAuditStore({
-    url: config.audit.store,
-    dataDir: config.dataDir,
-    instance: `${config.audit.instance}/cli`,
-    ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
-    retentionDays: config.audit.retentionDays,
-  });
+  const store = await openConfiguredAuditStore(config, `${config.audit.instance}/cli`);
   return { store, config };
 }
 

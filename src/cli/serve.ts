@@ -9,7 +9,7 @@ import { createLogger } from '../log.js';
 import { loadRules } from '../rules/index.js';
 import { buildServer } from '../server/app.js';
 import { openReplayStore } from '../store/replay.js';
-import { openAuditStore } from '../audit/index.js';
+import { openConfiguredAuditStore } from '../audit/index.js';
 
 export interface ServeOptions {
   config?: string;
@@ -38,13 +38,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const logger = createLogger(config.log.level);
   const rules = loadRules(config.rules);
   const replay = await openReplayStore(config, { logger });
-  const audit = await openAuditStore({
-    url: config.audit.store,
-    dataDir: config.dataDir,
-    instance: config.audit.instance,
-    ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
-    retentionDays: config.audit.retentionDays,
-  });
+  const audit = await openConfiguredAuditStore(config);
   const app = await buildServer({ config, logger, rules, replay, audit });
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
