@@ -51,7 +51,6 @@ const COLUMNS = `seq, id, instance, kind, recorded_at AS recordedAt, patient, pr
 /** The SQLite audit backend. */
 /** Builds one record from the chain head, inside the append transaction. */
 type Maker = (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload };
-type Statement = ReturnType<Database['prepare']>;
 
 export class SqliteAuditBackend implements AuditBackend {
   readonly #db: Database;
@@ -68,28 +67,63 @@ export class SqliteAuditBackend implements AuditBackend {
     }
   }
 
-  /** Statements of the append path, prepared once (the hot path of every hook call). */
-  #appendStatements?: {
-    head: Statement;
-    insert: Statement;
-    move: Statement;
-    run: (make: Maker) => void;
-  };
+  /** The append transaction, prepared once (the hot path of every hook call). */
+  #appendBatch?: (makers: Maker[]) => boolean[];
+  /** Appends waiting for the next group commit. */
+  #pending: Array<{ make: Maker; resolve: () => void; reject: (err: unknown) => void }> = [];
+  #flushScheduled = false;
 
-  async append(make: Maker): Promise<void> {
+  /**
+   * Group commit: appends made in the same turn of the event loop share one transaction, in
+   * arrival order, so the chain is the same as one by one. Each promise resolves only once its
+   * record is committed (the caller then answers), or rejects if it is not.
+   */
+  append(make: Maker): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ make, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#pending.splice(0);
+    if (batch.length === 0) return;
+    let made: boolean[];
+    try {
+      made = this.#batchTransaction()(batch.map((b) => b.make));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => (made[i] ? b.resolve() : b.reject(new Error('record not built'))));
+  }
+
+  #batchTransaction(): (makers: Maker[]) => boolean[] {
+    if (this.#appendBatch) return this.#appendBatch;
     const db = this.#db;
-    if (!this.#appendStatements) {
-      const head = db.prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?');
-      const insert = db.prepare(
-        `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
-          prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      const move = db.prepare(
-        'UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?',
-      );
-      const tx = db.transaction((m: Maker) => {
-        const { record: r, payload: p } = m(head.get(CHAIN) as ChainHead);
+    const headStmt = db.prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?');
+    const insert = db.prepare(
+      `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
+        prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const move = db.prepare(
+      'UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?',
+    );
+    const tx = db.transaction((makers: Maker[]) => {
+      let head = headStmt.get(CHAIN) as ChainHead;
+      const made = makers.map((make) => {
+        let built: ReturnType<Maker>;
+        try {
+          built = make(head);
+        } catch {
+          return false; // this record only; the others of the batch go on
+        }
+        const { record: r, payload: p } = built;
         insert.run(
           r.seq,
           r.id,
@@ -106,11 +140,14 @@ export class SqliteAuditBackend implements AuditBackend {
           p?.request ?? null,
           p?.response ?? null,
         );
-        move.run(r.seq, r.hash, r.id, CHAIN);
+        head = { seq: r.seq, hash: r.hash, id: r.id };
+        return true;
       });
-      this.#appendStatements = { head, insert, move, run: (m) => tx.immediate(m) };
-    }
-    this.#appendStatements.run(make);
+      move.run(head.seq, head.hash, head.id, CHAIN);
+      return made;
+    });
+    this.#appendBatch = (makers) => tx.immediate(makers);
+    return this.#appendBatch;
   }
 
   async head(): Promise<ChainHead> {
@@ -159,6 +196,7 @@ export class SqliteAuditBackend implements AuditBackend {
   }
 
   async close(): Promise<void> {
+    this.#flush(); // appends already accepted are committed before the database closes
     if (this.#db.open) this.#db.close();
   }
 }
