@@ -91,3 +91,27 @@ export function link(
   const unhashed = { ...fields, seq: head.seq + 1, prevId: head.id, prevHash: head.hash };
   return { ...unhashed, hash: recordHash(unhashed) };
 }
+
+/**
+ * The values of one `audit_records` row in column order: `seq, id, instance, kind, recorded_at,
+ * patient, prev_id, prev_hash, hash, expires_at, event, payload_key_id, request_ct,
+ * response_ct` (both stores insert exactly these).
+ */
+export function recordColumns(r: StoredRecord, p?: StoredPayload): unknown[] {
+  return [
+    r.seq,
+    r.id,
+    r.instance,
+    r.kind,
+    r.recordedAt,
+    r.patient,
+    r.prevId,
+    r.prevHash,
+    r.hash,
+    r.expiresAt,
+    r.event,
+    p?.keyId ?? null,
+    p?.request ?? null,
+    p?.response ?? null,
+  ];
+}

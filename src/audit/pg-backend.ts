@@ -10,6 +10,7 @@ import {
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
+  recordColumns,
   type StoredPayload,
   type StoredRecord,
 } from './chain.js';
@@ -135,22 +136,7 @@ export class PgAuditBackend implements AuditBackend {
         `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
           prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-        [
-          r.seq,
-          r.id,
-          r.instance,
-          r.kind,
-          r.recordedAt,
-          r.patient,
-          r.prevId,
-          r.prevHash,
-          r.hash,
-          r.expiresAt,
-          r.event,
-          p?.keyId ?? null,
-          p?.request ?? null,
-          p?.response ?? null,
-        ],
+        recordColumns(r, p),
       );
       await c.query('UPDATE audit_chain_head SET seq = $1, hash = $2, id = $3 WHERE chain = $4', [
         r.seq,

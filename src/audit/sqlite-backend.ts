@@ -10,6 +10,7 @@ import {
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
+  recordColumns,
   type StoredPayload,
   type StoredRecord,
 } from './chain.js';
@@ -124,22 +125,7 @@ export class SqliteAuditBackend implements AuditBackend {
           return false; // this record only; the others of the batch go on
         }
         const { record: r, payload: p } = built;
-        insert.run(
-          r.seq,
-          r.id,
-          r.instance,
-          r.kind,
-          r.recordedAt,
-          r.patient,
-          r.prevId,
-          r.prevHash,
-          r.hash,
-          r.expiresAt,
-          r.event,
-          p?.keyId ?? null,
-          p?.request ?? null,
-          p?.response ?? null,
-        );
+        insert.run(...recordColumns(r, p));
         head = { seq: r.seq, hash: r.hash, id: r.id };
         return true;
       });

@@ -60,6 +60,20 @@ export function configurationOptions(
   return options;
 }
 
+/** Options by code, built once per (hook, card-type list) rather than once per call. */
+const OPTIONS_BY_CODE = new WeakMap<readonly string[], Map<string, ConfigurationOption>>();
+function optionsByCode(
+  hook: HookDefinition,
+  cardTypes: readonly string[],
+): Map<string, ConfigurationOption> {
+  let options = OPTIONS_BY_CODE.get(cardTypes);
+  if (!options) {
+    options = new Map(configurationOptions(hook, cardTypes).map((o) => [o.code, o]));
+    OPTIONS_BY_CODE.set(cardTypes, options);
+  }
+  return options;
+}
+
 /** The settings in force for one call. */
 export interface CallConfiguration {
   enabled(cardType: string): boolean;
@@ -75,7 +89,7 @@ export function readConfiguration(
   raw: unknown,
   cardTypes: readonly string[] = hook.cardTypes,
 ): CallConfiguration {
-  const options = new Map(configurationOptions(hook, cardTypes).map((o) => [o.code, o]));
+  const options = optionsByCode(hook, cardTypes);
   const values = new Map<string, boolean | number>();
   if (raw !== undefined) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {

@@ -9,13 +9,18 @@ export interface PemPair {
   key: string;
 }
 
+/** From a minute ago (small clock differences) for `days` days. */
+function validity(days: number): { notBeforeDate: Date; notAfterDate: Date } {
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  return { notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + days * 86_400_000) };
+}
+
 /**
  * A self-signed ECDSA P-256 certificate signed with SHA-256 (selfsigned defaults to SHA-1),
  * valid for localhost, 127.0.0.1 and ::1.
  */
 export async function selfSignedCertificate(cn = 'localhost', days = 365): Promise<PemPair> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + days * 86_400_000);
+  const { notBeforeDate, notAfterDate } = validity(days);
   const pems = await generate([{ name: 'commonName', value: cn }], {
     keyType: 'ec',
     curve: 'P-256',
@@ -44,8 +49,7 @@ export async function certificateAuthority(
   cn = 'crdkit development CA',
   days = 365,
 ): Promise<PemPair> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + days * 86_400_000);
+  const { notBeforeDate, notAfterDate } = validity(days);
   const pems = await generate([{ name: 'commonName', value: cn }], {
     keyType: 'ec',
     curve: 'P-256',
@@ -71,8 +75,7 @@ export async function clientCertificate(
   subject: Array<[name: string, value: string]>,
   days = 30,
 ): Promise<PemPair> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + days * 86_400_000);
+  const { notBeforeDate, notAfterDate } = validity(days);
   const pems = await generate(
     // selfsigned joins the attributes into one DN string: escape RFC 4514 specials so that a
     // value such as "Hospital, Inc" is kept whole instead of being cut at the comma.

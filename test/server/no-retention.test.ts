@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   lstatSync,
@@ -38,7 +38,14 @@ import type { ConfigFile } from '../../src/config/schema.js';
 import { connectRedis } from '../../src/store/redis.js';
 import { selfSignedCertificate } from '../../src/tls/certs.js';
 import { send } from '../helpers/https.js';
-import { bundle, coverage, CPT, deviceRequest, serviceRequest } from '../helpers/requests.js';
+import {
+  bundle,
+  coverage,
+  CPT,
+  deviceRequest,
+  orderRequest,
+  serviceRequest,
+} from '../helpers/requests.js';
 import { freePort } from '../helpers/server.js';
 
 const PG_URL = process.env.CRDKIT_TEST_PG;
@@ -99,7 +106,6 @@ const birthDate = (i: number) =>
 /** An order-sign call whose patient, coverage and orders carry the markers of call `i`. */
 function markedRequest(run: string, i: number): Marked {
   const m = `${prefixOf(run)}${i}`;
-  const hookInstance = randomUUID();
   const patient = {
     resourceType: 'Patient',
     id: 'pat-1',
@@ -125,28 +131,12 @@ function markedRequest(run: string, i: number): Marked {
     note: [{ text: `${m}servicenote free text about the patient` }],
     reasonCode: [{ text: `${m}reason` }],
   };
-  return {
-    hookInstance,
-    body: {
-      hook: 'order-sign',
-      hookInstance,
-      fhirServer: 'https://ehr.test/fhir',
-      fhirAuthorization: {
-        access_token: `${m}accesstoken`,
-        token_type: 'Bearer',
-        expires_in: 30,
-        scope: 'patient/Patient.read patient/Coverage.read',
-        subject: 'payer',
-        patient: 'pat-1',
-      },
-      context: {
-        userId: 'Practitioner/prac-1',
-        patientId: 'pat-1',
-        draftOrders: bundle([device, service]),
-      },
-      prefetch: { patient, coverage: bundle([cov], 'searchset') },
-    },
-  };
+  const body = orderRequest({
+    orders: [device, service],
+    accessToken: `${m}accesstoken`,
+    prefetch: { patient, coverage: bundle([cov], 'searchset') },
+  });
+  return { hookInstance: body.hookInstance, body };
 }
 
 /** The markers of a run that cannot be found by the prefix (the birth dates). */
