@@ -6,7 +6,13 @@
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import { sha256Hex } from './chain.js';
-import type { HookAuditInput, SecurityAuditInput, SecurityKind } from './types.js';
+import type {
+  FhirAccessAuditInput,
+  HookAuditInput,
+  SecurityAuditInput,
+  SecurityKind,
+  TokenAuditInput,
+} from './types.js';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
@@ -20,6 +26,28 @@ export const CRDKIT_AUDIT_SYSTEMS = {
   coverageAssertionId: 'urn:crdkit:coverage-assertion-id',
   security: 'urn:crdkit:security-event',
   issuer: 'urn:crdkit:iss',
+  oauthClient: 'urn:crdkit:oauth-client',
+  actor: 'urn:crdkit:actor',
+  fhirAccess: 'urn:crdkit:fhir-access',
+  tokenEvent: 'urn:crdkit:token-event',
+  tokenId: 'urn:crdkit:token-jti',
+  declaredType: 'urn:crdkit:declared-type',
+} as const;
+
+const REST = 'http://hl7.org/fhir/restful-interaction';
+const FHIR_ACTION = {
+  read: 'R',
+  search: 'E',
+  create: 'C',
+  update: 'U',
+  capabilities: 'R',
+} as const;
+const FHIR_INTERACTION = {
+  read: 'read',
+  search: 'search-type',
+  create: 'create',
+  update: 'update',
+  capabilities: 'capabilities',
 } as const;
 
 const OUTCOME = { success: '0', 'minor-failure': '4', 'serious-failure': '8' } as const;
@@ -191,5 +219,156 @@ export function auditEventFromSecurity(input: SecurityAuditInput, id: string): A
     agent: [requestor, serverAgent()],
     source: observer(input.instance)!,
     ...(input.patient ? { entity: [patientEntity(input.patient)] } : {}),
+  };
+}
+
+function oauthClientAgent(client: { id: string; name?: string }): AuditEventAgent {
+  return {
+    type: { coding: [dcm('110153', 'Source Role ID')] },
+    who: {
+      identifier: { system: CRDKIT_AUDIT_SYSTEMS.oauthClient, value: client.id },
+      ...(client.name ? { display: client.name } : {}),
+    },
+    requestor: true,
+  };
+}
+
+/** The delegate chain as agents: each actor acts on behalf of the one after it (RFC 8693 `act`). */
+function actorAgents(actors: string[] | undefined): AuditEventAgent[] {
+  return (actors ?? []).map((sub, i) => ({
+    type: { coding: [dcm('110153', 'Source Role ID')] },
+    who: { identifier: { system: CRDKIT_AUDIT_SYSTEMS.actor, value: sub } },
+    name: i === 0 ? 'actor' : `actor-${i}`,
+    requestor: false,
+  }));
+}
+
+function ehrAgent(display: string): AuditEventAgent {
+  return {
+    type: { coding: [dcm('110152', 'Destination Role ID')] },
+    who: { display },
+    requestor: false,
+  };
+}
+
+function idEntity(system: string, value: string, name: string): AuditEventEntity {
+  return {
+    what: { identifier: { system, value } },
+    type: entityType('2', 'System Object'),
+    role: role('20', 'Job'),
+    name,
+  };
+}
+
+/**
+ * The AuditEvent of one request to the FHIR API for payers (BALP RESTful patterns): the token's
+ * client as requestor, the delegate actors after it, the patient in context and the resources
+ * touched as entities. `entity.detail` `context-patient` names the token's patient, so a review
+ * sees at a glance when another patient's data was read.
+ */
+export function auditEventFromFhirAccess(input: FhirAccessAuditInput, id: string): AuditEvent {
+  const entity: AuditEventEntity[] = [];
+  for (const reference of input.patients) entity.push(patientEntity(reference));
+  for (const reference of input.resources) {
+    entity.push({
+      what: { reference },
+      type: entityType('2', 'System Object'),
+      role: role('4', 'Domain Resource'),
+    });
+  }
+  if (input.hookInstance) {
+    entity.push(idEntity(CRDKIT_AUDIT_SYSTEMS.hookInstance, input.hookInstance, 'hookInstance'));
+  }
+  if (input.tokenId) entity.push(idEntity(CRDKIT_AUDIT_SYSTEMS.tokenId, input.tokenId, 'token'));
+  const detail = [
+    ...(input.contextPatient
+      ? [{ type: 'context-patient', valueString: input.contextPatient }]
+      : []),
+    ...(input.service ? [{ type: 'service', valueString: input.service }] : []),
+    ...(input.declaredTypes?.length
+      ? [{ type: 'declared-types', valueString: input.declaredTypes.join(',') }]
+      : []),
+    ...(input.parameters?.length
+      ? [{ type: 'parameters', valueString: input.parameters.join(',') }]
+      : []),
+    { type: 'http-status', valueString: String(input.status) },
+  ];
+  entity.push({
+    type: entityType('2', 'System Object'),
+    role: role('24', 'Query'),
+    name: input.resourceType ? `${input.action} ${input.resourceType}` : input.action,
+    detail,
+  });
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    type: { system: REST, code: FHIR_INTERACTION[input.action] },
+    subtype: [
+      { system: CRDKIT_AUDIT_SYSTEMS.fhirAccess, code: input.action },
+      ...(input.resourceType
+        ? [{ system: 'urn:crdkit:resource-type', code: input.resourceType }]
+        : []),
+    ],
+    action: FHIR_ACTION[input.action],
+    recorded: input.at.toISOString(),
+    outcome: OUTCOME[input.outcome],
+    ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
+    agent: [
+      oauthClientAgent(input.client),
+      ...actorAgents(input.actors),
+      ehrAgent('crdkit EHR FHIR API'),
+    ],
+    source: observer(input.instance)!,
+    entity,
+  };
+}
+
+/**
+ * The AuditEvent of a token event at the EHR's authorization server: issue, RFC 8693 exchange
+ * (with its audience and actor chain), revocation, refusal, SMART launch. The token appears only
+ * by its `jti`.
+ */
+export function auditEventFromToken(input: TokenAuditInput, id: string): AuditEvent {
+  const entity: AuditEventEntity[] = [];
+  if (input.patient) entity.push(patientEntity(input.patient));
+  if (input.hookInstance) {
+    entity.push(idEntity(CRDKIT_AUDIT_SYSTEMS.hookInstance, input.hookInstance, 'hookInstance'));
+  }
+  if (input.tokenId) entity.push(idEntity(CRDKIT_AUDIT_SYSTEMS.tokenId, input.tokenId, 'token'));
+  if (input.subjectTokenId) {
+    entity.push(idEntity(CRDKIT_AUDIT_SYSTEMS.tokenId, input.subjectTokenId, 'subject-token'));
+  }
+  const detail = [
+    ...(input.grantType ? [{ type: 'grant-type', valueString: input.grantType }] : []),
+    ...(input.scopes?.length ? [{ type: 'scope', valueString: input.scopes.join(' ') }] : []),
+    ...(input.audience ? [{ type: 'audience', valueString: input.audience }] : []),
+    ...(input.service ? [{ type: 'service', valueString: input.service }] : []),
+    ...(input.expiresAt ? [{ type: 'expires', valueString: input.expiresAt.toISOString() }] : []),
+  ];
+  if (detail.length) {
+    entity.push({
+      type: entityType('2', 'System Object'),
+      role: role('13', 'Security Resource'),
+      name: 'grant',
+      detail,
+    });
+  }
+  const refused = input.event === 'refused';
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    type: dcm('110114', 'User Authentication'),
+    subtype: [{ system: CRDKIT_AUDIT_SYSTEMS.tokenEvent, code: input.event }],
+    action: 'E',
+    recorded: input.at.toISOString(),
+    outcome: refused ? '4' : '0',
+    ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
+    agent: [
+      oauthClientAgent(input.client),
+      ...actorAgents(input.actors),
+      ehrAgent('crdkit EHR authorization server'),
+    ],
+    source: observer(input.instance)!,
+    ...(entity.length ? { entity } : {}),
   };
 }

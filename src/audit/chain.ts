@@ -5,6 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 
+/** What a record is about: a hook call, a security event, a FHIR access, a token event. */
+export type RecordKind = 'hook' | 'security' | 'fhir-access' | 'token';
+
 /** The `prevHash` of the first record of a chain. */
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -16,7 +19,7 @@ export interface StoredRecord {
   seq: number;
   id: string;
   instance: string;
-  kind: 'hook' | 'security';
+  kind: RecordKind;
   /** Milliseconds since the epoch (the AuditEvent's `recorded`). */
   recordedAt: number;
   patient: string | null;

@@ -3,7 +3,13 @@
  * a hash chain (SQLite or PostgreSQL), payloads kept only encrypted and only until retention
  * ends, and the memory-only DTR context cache. See docs/audit.md.
  */
-export { auditEventFromHook, auditEventFromSecurity, CRDKIT_AUDIT_SYSTEMS } from './balp.js';
+export {
+  auditEventFromFhirAccess,
+  auditEventFromHook,
+  auditEventFromSecurity,
+  auditEventFromToken,
+  CRDKIT_AUDIT_SYSTEMS,
+} from './balp.js';
 export { canonicalJson, GENESIS_HASH } from './chain.js';
 export { DtrContextCache, type DtrContextCacheOptions } from './dtr-cache.js';
 export { AUDIT_ERRORS, AuditError, AuditUnavailableError, type AuditErrorCode } from './errors.js';
@@ -14,10 +20,13 @@ export type {
   AuditPayloads,
   AuditStore,
   ExportFilter,
+  FhirAccessAuditInput,
   HookAuditInput,
   HookOutcome,
   OpenAuditStoreOptions,
   SecurityAuditInput,
   SecurityKind,
+  TokenAuditInput,
+  TokenEventKind,
   VerifyResult,
 } from './types.js';

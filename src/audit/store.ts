@@ -8,14 +8,24 @@ import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ConfigError } from '../config/load.js';
 import type { AuditBackend } from './backend.js';
-import { auditEventFromHook, auditEventFromSecurity } from './balp.js';
-import { canonicalJson, link, type StoredPayload } from './chain.js';
+import {
+  auditEventFromFhirAccess,
+  auditEventFromHook,
+  auditEventFromSecurity,
+  auditEventFromToken,
+} from './balp.js';
+import { canonicalJson, link, type RecordKind, type StoredPayload } from './chain.js';
 import { PayloadCipher } from './cipher.js';
 import { AuditUnavailableError, driverCode } from './errors.js';
 import { PgAuditBackend } from './pg-backend.js';
 import { SqliteAuditBackend } from './sqlite-backend.js';
 import type * as T from './types.js';
-import { checkSecurityInput, cleanHookInput } from './validate.js';
+import {
+  checkSecurityInput,
+  cleanFhirAccessInput,
+  cleanHookInput,
+  cleanTokenInput,
+} from './validate.js';
 import { verifyChain } from './verify.js';
 
 const DAY_MS = 86_400_000;
@@ -67,9 +77,24 @@ class Store implements T.AuditStore {
     return this.#append(id, 'security', input.at, input.patient ?? null, event, null, undefined);
   }
 
+  async appendFhirAccess(raw: T.FhirAccessAuditInput): Promise<{ id: string }> {
+    const input = cleanFhirAccessInput(raw);
+    const id = randomUUID();
+    const event = auditEventFromFhirAccess(input, id);
+    const patient = input.contextPatient ?? input.patients[0] ?? null;
+    return this.#append(id, 'fhir-access', input.at, patient, event, null, undefined);
+  }
+
+  async appendToken(raw: T.TokenAuditInput): Promise<{ id: string }> {
+    const input = cleanTokenInput(raw);
+    const id = randomUUID();
+    const event = auditEventFromToken(input, id);
+    return this.#append(id, 'token', input.at, input.patient ?? null, event, null, undefined);
+  }
+
   async #append(
     id: string,
-    kind: 'hook' | 'security',
+    kind: RecordKind,
     at: Date,
     patient: string | null,
     event: AuditEvent,

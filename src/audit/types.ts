@@ -59,6 +59,72 @@ export interface SecurityAuditInput {
   reader?: string;
 }
 
+/**
+ * One request to the EHR's FHIR API for payers (sec-8): who (the token's OAuth client and, for a
+ * delegate token, the actor chain), what (the action, the resource type and the internal
+ * references of what was returned or written) and in which context (the patient and hook call
+ * the token was minted for). Never a token, a query value or resource content.
+ */
+export interface FhirAccessAuditInput {
+  at: Date;
+  instance: string;
+  /** The OAuth client the token was issued to. */
+  client: { id: string; name?: string };
+  /** RFC 8693 `act` chain of a delegate token, the current actor first (`act.sub` values). */
+  actors?: string[];
+  action: 'read' | 'search' | 'create' | 'update' | 'capabilities';
+  /** The resource type of the request (`Coverage`), absent for `capabilities`. */
+  resourceType?: string;
+  /** Internal references (`Coverage/17`) of the resources returned, written or refused. */
+  resources: string[];
+  /** The patient the token is bound to (`Patient/123`, internal id). */
+  contextPatient?: string;
+  /** The patients whose data the answer held (internal references). */
+  patients: string[];
+  /** The hook call the token was minted for, when it was minted for one. */
+  hookInstance?: string;
+  /** The CDS service that call went to, and the resource types its prefetch declared. */
+  service?: string;
+  declaredTypes?: string[];
+  /** The token's `jti` (an opaque id, never the token itself), to group one token's accesses. */
+  tokenId?: string;
+  /** Search parameter names only, never their values (`patient,status`). */
+  parameters?: string[];
+  status: number;
+  outcome: HookOutcome;
+  errorCode?: string;
+}
+
+/** What happened to an OAuth token at the EHR's authorization server. */
+export type TokenEventKind = 'issued' | 'exchanged' | 'revoked' | 'refused' | 'launch';
+
+/**
+ * One token event (sec-9): a token minted for a hook call, a delegate token issued by RFC 8693
+ * exchange (with its actor chain and audience), a revocation, a refused request, a SMART launch.
+ * Never the token itself: its `jti` only.
+ */
+export interface TokenAuditInput {
+  at: Date;
+  instance: string;
+  event: TokenEventKind;
+  /** The OAuth client that asked. */
+  client: { id: string; name?: string };
+  grantType?: string;
+  scopes?: string[];
+  patient?: string;
+  hookInstance?: string;
+  service?: string;
+  /** The downstream audience of a delegate token. */
+  audience?: string;
+  /** The `act` chain of the new token, the current actor first. */
+  actors?: string[];
+  tokenId?: string;
+  /** The `jti` of the subject token of an exchange. */
+  subjectTokenId?: string;
+  expiresAt?: Date;
+  errorCode?: string;
+}
+
 /** The answer of {@link AuditStore.verify}. */
 export type VerifyResult =
   | { ok: true; records: number }
@@ -89,6 +155,10 @@ export interface AuditStore {
   appendHook(input: HookAuditInput): Promise<{ id: string }>;
   /** Records a security event; throws `AuditUnavailableError` like {@link appendHook}. */
   appendSecurity(input: SecurityAuditInput): Promise<{ id: string }>;
+  /** Records one request to the FHIR API for payers (sec-8); fail-closed like the others. */
+  appendFhirAccess(input: FhirAccessAuditInput): Promise<{ id: string }>;
+  /** Records a token event of the authorization server (sec-9); fail-closed like the others. */
+  appendToken(input: TokenAuditInput): Promise<{ id: string }>;
   /** Recomputes the chain and names the first record changed, removed or reordered. */
   verify(): Promise<VerifyResult>;
   /** The AuditEvents in the window, oldest first; an `audit-read` record is appended first. */

@@ -7,7 +7,12 @@
  * content can slip into the trail through those fields.
  */
 import { AuditError } from './errors.js';
-import type { HookAuditInput, SecurityAuditInput } from './types.js';
+import type {
+  FhirAccessAuditInput,
+  HookAuditInput,
+  SecurityAuditInput,
+  TokenAuditInput,
+} from './types.js';
 
 const FHIR_ID = '[A-Za-z0-9\\-.]{1,64}';
 const PATIENT_REF = new RegExp(`^Patient/${FHIR_ID}$`);
@@ -96,4 +101,86 @@ export function checkSecurityInput(input: SecurityAuditInput): void {
   if (input.detail !== undefined) checkText(input.detail, 'detail', 1000);
   if (input.patient !== undefined && !PATIENT_REF.test(input.patient)) fail('patient');
   if (input.reader !== undefined) checkText(input.reader, 'reader');
+}
+
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+const ACTIONS = ['read', 'search', 'create', 'update', 'capabilities'];
+const TOKEN_EVENTS = ['issued', 'exchanged', 'revoked', 'refused', 'launch'];
+const OUTCOMES = ['success', 'minor-failure', 'serious-failure'];
+
+function keepTexts(values: unknown, max = 2048): string[] {
+  if (!Array.isArray(values)) return [];
+  return [...new Set(values.filter((v): v is string => isText(v, max)))].slice(0, MAX_LIST);
+}
+
+function optional<T>(ok: boolean, key: string, value: T): Record<string, T> {
+  return ok ? { [key]: value } : {};
+}
+
+/** The FHIR access record to write: caller fields checked, the rest kept only when well formed. */
+export function cleanFhirAccessInput(input: FhirAccessAuditInput): FhirAccessAuditInput {
+  checkDate(input.at, 'at');
+  checkText(input.instance, 'instance');
+  checkText(input.client?.id, 'client.id', 2048);
+  if (!ACTIONS.includes(input.action)) fail('action');
+  if (!Number.isInteger(input.status) || input.status < 100 || input.status > 599) fail('status');
+  if (!OUTCOMES.includes(input.outcome)) fail('outcome');
+  if (input.errorCode !== undefined && !TOKEN.test(input.errorCode)) fail('errorCode');
+  return {
+    at: input.at,
+    instance: input.instance,
+    client: {
+      id: input.client.id,
+      ...optional(isText(input.client.name), 'name', input.client.name!),
+    },
+    actors: keepTexts(input.actors),
+    action: input.action,
+    ...optional(RESOURCE_TYPE.test(input.resourceType ?? ''), 'resourceType', input.resourceType!),
+    resources: keep(input.resources, RESOURCE_REF),
+    ...optional(
+      PATIENT_REF.test(input.contextPatient ?? ''),
+      'contextPatient',
+      input.contextPatient!,
+    ),
+    patients: keep(input.patients, PATIENT_REF),
+    ...optional(TOKEN.test(input.hookInstance ?? ''), 'hookInstance', input.hookInstance!),
+    ...optional(TOKEN.test(input.service ?? ''), 'service', input.service!),
+    declaredTypes: keep(input.declaredTypes, RESOURCE_TYPE),
+    ...optional(TOKEN.test(input.tokenId ?? ''), 'tokenId', input.tokenId!),
+    parameters: keep(input.parameters, /^[A-Za-z_][\w:.-]{0,63}$/),
+    status: input.status,
+    outcome: input.outcome,
+    ...(input.errorCode ? { errorCode: input.errorCode } : {}),
+  };
+}
+
+/** The token event record to write, checked like {@link cleanFhirAccessInput}. */
+export function cleanTokenInput(input: TokenAuditInput): TokenAuditInput {
+  checkDate(input.at, 'at');
+  checkText(input.instance, 'instance');
+  checkText(input.client?.id, 'client.id', 2048);
+  if (!TOKEN_EVENTS.includes(input.event)) fail('event');
+  if (input.errorCode !== undefined && !TOKEN.test(input.errorCode)) fail('errorCode');
+  if (input.expiresAt !== undefined) checkDate(input.expiresAt, 'expiresAt');
+  if (input.audience !== undefined) checkText(input.audience, 'audience', 2048);
+  return {
+    at: input.at,
+    instance: input.instance,
+    event: input.event,
+    client: {
+      id: input.client.id,
+      ...optional(isText(input.client.name), 'name', input.client.name!),
+    },
+    ...optional(TOKEN.test(input.grantType ?? ''), 'grantType', input.grantType!),
+    scopes: keep(input.scopes, TOKEN),
+    ...optional(PATIENT_REF.test(input.patient ?? ''), 'patient', input.patient!),
+    ...optional(TOKEN.test(input.hookInstance ?? ''), 'hookInstance', input.hookInstance!),
+    ...optional(TOKEN.test(input.service ?? ''), 'service', input.service!),
+    ...(input.audience ? { audience: input.audience } : {}),
+    actors: keepTexts(input.actors),
+    ...optional(TOKEN.test(input.tokenId ?? ''), 'tokenId', input.tokenId!),
+    ...optional(TOKEN.test(input.subjectTokenId ?? ''), 'subjectTokenId', input.subjectTokenId!),
+    ...(input.expiresAt ? { expiresAt: input.expiresAt } : {}),
+    ...(input.errorCode ? { errorCode: input.errorCode } : {}),
+  };
 }
