@@ -28,11 +28,16 @@ export interface AccessGrant {
   service?: string;
   /** The resource types that service declared in its prefetch templates. */
   declaredTypes?: string[];
-  /** The audience the token is for: the FHIR base URL, or a delegate token's downstream audience. */
+  /**
+   * Where the token may be used: the FHIR base URL for every token the EHR issues directly. For a
+   * delegate token, the `resource` asked for in the exchange (by default the FHIR base URL too);
+   * the FHIR API accepts a token only when this is its own base URL.
+   */
   audience: string;
   /**
-   * RFC 8693 `act` chain of a delegate token, the current actor first (each `act.sub`); absent
-   * for a token the EHR issued directly.
+   * RFC 8693 `act` chain of a delegate token, the current actor first (each `act.sub`): the
+   * downstream service named by the exchange's `audience` parameter, then whoever exchanged
+   * before it. Absent for a token the EHR issued directly.
    */
   actors?: string[];
   /**
