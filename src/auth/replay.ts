@@ -124,14 +124,58 @@ export class SqliteReplayStore implements ReplayStore {
     this.purgeStmt = this.db.prepare('DELETE FROM auth_replay WHERE exp < ?');
   }
 
-  async spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
-    const now = this.now();
+  /** Spends waiting for the next group commit. */
+  private pending: Array<{
+    h: Buffer;
+    exp: number;
+    resolve: (fresh: boolean) => void;
+    reject: (err: unknown) => void;
+  }> = [];
+  private flushScheduled = false;
+  private batch?: (items: Array<{ h: Buffer; exp: number }>, now: number) => boolean[];
+
+  /**
+   * Group commit: the spends of one turn of the event loop share one transaction (one WAL
+   * append instead of one per token), in arrival order, so a `jti` sent twice in the same turn
+   * is still accepted once. Each promise resolves only after its row is committed.
+   */
+  spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
     const h = replayKey(iss, jti);
     const exp = Math.ceil(expiresAtSeconds);
-    const { changes } = this.upsert.run({ h, exp, now });
-    this.inserts += 1;
-    if (this.inserts % this.purgeEvery === 0) this.purgeStmt.run(now);
-    return changes > 0;
+    return new Promise((resolve, reject) => {
+      this.pending.push({ h, exp, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const items = this.pending.splice(0);
+    if (items.length === 0) return;
+    const now = this.now();
+    this.batch ??= this.db.transaction((rows: Array<{ h: Buffer; exp: number }>, at: number) =>
+      rows.map(({ h, exp }) => this.upsert.run({ h, exp, now: at }).changes > 0),
+    );
+    let fresh: boolean[];
+    try {
+      fresh = this.batch(items, now);
+    } catch (err) {
+      for (const item of items) item.reject(err);
+      return;
+    }
+    items.forEach((item, i) => item.resolve(fresh[i]!));
+    const before = this.inserts;
+    this.inserts += items.length;
+    if (Math.floor(this.inserts / this.purgeEvery) > Math.floor(before / this.purgeEvery)) {
+      try {
+        this.purgeStmt.run(now);
+      } catch {
+        // The next purge retries; expired rows only take space meanwhile.
+      }
+    }
   }
 
   /** Deletes every row that expired before `now` (epoch seconds). */
@@ -140,6 +184,7 @@ export class SqliteReplayStore implements ReplayStore {
   }
 
   close(): void {
+    if (this.pending.length) this.flush();
     if (this.owned && this.db.open) this.db.close();
   }
 }
