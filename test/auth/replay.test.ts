@@ -84,6 +84,22 @@ describe('SqliteReplayStore', () => {
     }
   });
 
+  test(`${ID}: spends sent in the same turn share one commit and still count once`, async () => {
+    const path = join(dir, 'replay-batch', 'crdkit.db');
+    const a = new SqliteReplayStore(path, { now: () => NOW });
+    const b = new SqliteReplayStore(path, { now: () => NOW });
+    const jti = newJti();
+    const results = await Promise.all([
+      a.spend(ISS, jti, NOW + 360),
+      a.spend(ISS, jti, NOW + 360),
+      b.spend(ISS, jti, NOW + 360),
+      a.spend(ISS, newJti(), NOW + 360),
+    ]);
+    assert.deepEqual(results, [true, false, false, true]);
+    a.close();
+    b.close();
+  });
+
   test(`${ID}: purges expired rows every N inserts`, async () => {
     let clock = NOW;
     const db = openSqlite(':memory:');
