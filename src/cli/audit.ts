@@ -1,4 +1,7 @@
-/** `crdkit audit verify | export | purge`: the audit trail from the command line (found-38). */
+/**
+ * `crdkit audit verify | export | purge | review`: the audit trail from the command line
+ * (found-38, sec-8).
+ */
 import { open as open_ } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import {
@@ -8,8 +11,9 @@ import {
   type AuditStore,
 } from '../audit/index.js';
 import { demoConfig } from '../config/demo.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { formatReview, NO_ACCESS, REVIEW_DEFAULTS, reviewAccesses } from '../ehr/review.js';
 
 export interface AuditCommandOptions {
   config?: string;
@@ -98,5 +102,77 @@ export async function auditPurge(options: AuditCommandOptions): Promise<number> 
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+export interface ReviewCommandOptions extends AuditCommandOptions {
+  since?: string;
+  until?: string;
+  maxPerToken?: string;
+  maxPerClientPerHour?: string;
+  medianFactor?: string;
+  json?: boolean;
+}
+
+export { REVIEW_DEFAULTS };
+
+/** Exit codes of `audit review`: findings are not an error, and an error is not a finding. */
+export const REVIEW_EXIT = { clean: 0, findings: 1, error: 2 } as const;
+
+function count(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new Error(`${flag}: not a whole number of at least ${min}: ${value}`);
+  }
+  return n;
+}
+
+async function review(options: ReviewCommandOptions): Promise<number> {
+  const since = date(options.since, '--since');
+  const until = date(options.until, '--until');
+  if (since && until && since >= until) throw new Error('--since must be before --until');
+  const thresholds = {
+    maxPerToken: count(options.maxPerToken, '--max-per-token', 1),
+    maxPerClientPerHour: count(options.maxPerClientPerHour, '--max-per-client-per-hour', 1),
+    medianFactor: count(options.medianFactor, '--median-factor', 0),
+  };
+  const { store } = await open(options);
+  try {
+    // Tokens used in the window may have been issued before it: read that far back as context.
+    const trailSince = since && new Date(since.getTime() - REVIEW_DEFAULTS.maxTokenLifetimeMs);
+    const events = store.export({
+      ...(trailSince ? { since: trailSince } : {}),
+      ...(until ? { until } : {}),
+    });
+    const report = await reviewAccesses(events, {
+      ...(since ? { since, trailSince } : {}),
+      ...(until ? { until } : {}),
+      ...Object.fromEntries(Object.entries(thresholds).filter(([, v]) => v !== undefined)),
+    });
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (report.accesses === 0) process.stderr.write(`crdkit: ${NO_ACCESS}\n`);
+    } else {
+      process.stdout.write(formatReview(report));
+    }
+    return report.findings.length ? REVIEW_EXIT.findings : REVIEW_EXIT.clean;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Reviews the payers' accesses to the EHR's FHIR API (sec-8) and prints the findings; resolves
+ * with 0 when there are none, 1 when there are, 2 when the review could not run (bad option,
+ * configuration or audit store), after saying why on standard error.
+ */
+export async function auditReview(options: ReviewCommandOptions): Promise<number> {
+  try {
+    return await review(options);
+  } catch (err) {
+    const prefix = err instanceof ConfigError ? 'configuration error: ' : '';
+    process.stderr.write(`crdkit: ${prefix}${(err as Error).message}\n`);
+    return REVIEW_EXIT.error;
   }
 }

@@ -2,7 +2,16 @@
 /** The `crdkit` command. */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/load.js';
-import { auditExport, auditPurge, auditVerify, type ExportOptions } from './audit.js';
+import {
+  auditExport,
+  auditPurge,
+  auditReview,
+  auditVerify,
+  REVIEW_DEFAULTS,
+  REVIEW_EXIT,
+  type ExportOptions,
+  type ReviewCommandOptions,
+} from './audit.js';
 import { call } from './call.js';
 import { serve } from './serve.js';
 
@@ -111,6 +120,40 @@ audit
   .option(...configOption)
   .action(async (opts: { config?: string }) => {
     process.exitCode = await auditPurge(opts).catch(fail);
+  });
+
+audit
+  .command('review')
+  .description("report payer accesses to the EHR's FHIR API that look unreasonable (sec-8)")
+  .option(...configOption)
+  .option('--since <date>', 'review accesses recorded at or after this date or date-time')
+  .option('--until <date>', 'review accesses recorded before this date or date-time')
+  .option(
+    '--max-per-token <n>',
+    'more accesses than this with one token is a finding',
+    String(REVIEW_DEFAULTS.maxPerToken),
+  )
+  .option(
+    '--max-per-client-per-hour <n>',
+    'more accesses than this by one client within an hour is a finding',
+    String(REVIEW_DEFAULTS.maxPerClientPerHour),
+  )
+  .option(
+    '--median-factor <n>',
+    "a hook call with over n times its client's median accesses is a finding (0: off)",
+    String(REVIEW_DEFAULTS.medianFactor),
+  )
+  .option('--json', 'print the report as JSON instead of tables')
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 no findings, 1 findings reported, 2 the review could not run ' +
+      '(usage, configuration or audit store error).\nThe review reads the trail and is itself ' +
+      'recorded as an audit-read.',
+  )
+  // A usage error must not look like "findings" (1).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : REVIEW_EXIT.error))
+  .action(async (opts: ReviewCommandOptions) => {
+    process.exitCode = await auditReview(opts);
   });
 
 await program.parseAsync(process.argv);
