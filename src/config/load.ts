@@ -32,7 +32,7 @@ function keyPath(pointer: string): string {
  * The most useful first error: unknown keys first (a misspelt key also shows up as a missing
  * one), and inside a union (`audit`: a URL or an object) the error of the member that fits.
  */
-function firstError(
+export function firstError(
   schema: TSchema,
   value: unknown,
   prefix: string,
@@ -114,7 +114,7 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
     dataDir: at(file.dataDir ?? DEFAULTS.dataDir),
     replay: file.replay ?? 'sqlite',
     cors: { origins: file.cors?.origins ?? [] },
-    audit: resolveAudit(file, `${hostname()}:${file.listen?.port ?? DEFAULTS.port}`),
+    audit: resolveAudit(file.audit, `${hostname()}:${file.listen?.port ?? DEFAULTS.port}`),
     auth: {
       clockSkewSeconds: file.auth?.clockSkewSeconds ?? DEFAULTS.clockSkewSeconds,
       maxLifetimeSeconds: file.auth?.maxLifetimeSeconds ?? DEFAULTS.maxLifetimeSeconds,
@@ -136,9 +136,9 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
 }
 
 /** Audit settings: a payload key set needs `currentKey` naming one of its keys. */
-function resolveAudit(file: ConfigFile, defaultInstance: string): Config['audit'] {
+export function resolveAudit(audit: ConfigFile['audit'], defaultInstance: string): Config['audit'] {
   const a: Exclude<ConfigFile['audit'], string> & object =
-    typeof file.audit === 'string' ? { store: file.audit } : (file.audit ?? {});
+    typeof audit === 'string' ? { store: audit } : (audit ?? {});
   const keys = a.payloadKeys;
   if (keys && Object.keys(keys).length > 0) {
     if (!a.currentKey || !Object.hasOwn(keys, a.currentKey)) {
@@ -155,8 +155,8 @@ function resolveAudit(file: ConfigFile, defaultInstance: string): Config['audit'
   };
 }
 
-/** Reads, parses, checks and resolves a configuration file. */
-export function loadConfig(path: string): Config {
+/** Reads and parses a JSON configuration file; errors say which file and why. */
+export function readJsonConfig(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -169,5 +169,10 @@ export function loadConfig(path: string): Config {
   } catch (err) {
     throw new ConfigError('', `${path} is not valid JSON (${(err as Error).message})`);
   }
-  return resolveConfig(checkConfig(raw), dirname(resolve(path)));
+  return raw;
+}
+
+/** Reads, parses, checks and resolves a configuration file. */
+export function loadConfig(path: string): Config {
+  return resolveConfig(checkConfig(readJsonConfig(path)), dirname(resolve(path)));
 }

@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
-const HttpsUrl = Type.String({ pattern: '^https://[^\\s]+$', description: 'an https URL' });
+export const HttpsUrl = Type.String({ pattern: '^https://[^\\s]+$', description: 'an https URL' });
 
 const AuditStoreUrl = Type.String({ pattern: '^(sqlite|postgres(ql)?://.+)$' });
 
@@ -30,53 +30,69 @@ export const ClientSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** `listen`: where the server listens. */
+export const ListenSchema = Type.Object(
+  {
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  },
+  { additionalProperties: false },
+);
+
+/** `tls`: the server's certificate and key, and mutual TLS. */
+export const TlsSchema = Type.Object(
+  {
+    cert: Type.String({ minLength: 1 }),
+    key: Type.String({ minLength: 1 }),
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    requestCert: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+/** `audit`: a store URL, or the full object (`"audit": "postgres://…"` is short for `{ store }`). */
+export const AuditSchema = Type.Union([
+  AuditStoreUrl,
+  Type.Object(
+    {
+      store: Type.Optional(AuditStoreUrl),
+      instance: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      payloadKeys: Type.Optional(
+        Type.Record(
+          Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+          Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
+        ),
+      ),
+      currentKey: Type.Optional(Type.String({ minLength: 1 })),
+      retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+/** `log`: the log level. */
+export const LogSchema = Type.Object(
+  {
+    level: Type.Optional(
+      Type.Union(
+        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     baseUrl: HttpsUrl,
-    listen: Type.Optional(
-      Type.Object(
-        {
-          host: Type.Optional(Type.String({ minLength: 1 })),
-          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-    tls: Type.Object(
-      {
-        cert: Type.String({ minLength: 1 }),
-        key: Type.String({ minLength: 1 }),
-        ca: Type.Optional(Type.String({ minLength: 1 })),
-        requestCert: Type.Optional(Type.Boolean()),
-      },
-      { additionalProperties: false },
-    ),
+    listen: Type.Optional(ListenSchema),
+    tls: TlsSchema,
     clients: Type.Array(ClientSchema, { minItems: 1 }),
     rules: Type.String({ minLength: 1 }),
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
     replay: Type.Optional(Type.String({ pattern: '^(sqlite|memory|rediss?://.+)$' })),
-    // `"audit": "postgres://…"` is short for `"audit": { "store": "postgres://…" }`.
-    audit: Type.Optional(
-      Type.Union([
-        AuditStoreUrl,
-        Type.Object(
-          {
-            store: Type.Optional(AuditStoreUrl),
-            instance: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-            payloadKeys: Type.Optional(
-              Type.Record(
-                Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
-                Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }),
-              ),
-            ),
-            currentKey: Type.Optional(Type.String({ minLength: 1 })),
-            retentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-          },
-          { additionalProperties: false },
-        ),
-      ]),
-    ),
+    audit: Type.Optional(AuditSchema),
     cors: Type.Optional(
       Type.Object(
         { origins: Type.Array(Type.String({ pattern: '^https://[^\\s/]+$' })) },
@@ -113,20 +129,7 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    log: Type.Optional(
-      Type.Object(
-        {
-          level: Type.Optional(
-            Type.Union(
-              ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) =>
-                Type.Literal(l),
-              ),
-            ),
-          ),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    log: Type.Optional(LogSchema),
   },
   { additionalProperties: false },
 );
