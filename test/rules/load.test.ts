@@ -49,17 +49,19 @@ const has = (issues: RulesIssue[], path: string, code: string) =>
   );
 
 describe('loadRules', () => {
-  test('the sample rules file loads: Acme Health Plan and Payer XYZ share the rule set', () => {
+  test('the sample rules file loads: its three payers share the rule set', () => {
     const rules = loadRules(SAMPLE);
     assert.deepEqual(
       rules.payers.map((p) => [p.id, p.name]),
       [
         ['acme', 'Acme Health Plan'],
         ['payer-xyz', 'Payer XYZ'],
+        ['example-health-plan', 'Example Health Plan'],
       ],
     );
     const ids = (i: number) => rules.payers[i]?.rules.map((r) => r.id);
     assert.deepEqual(ids(0), ids(1));
+    assert.deepEqual(ids(2), ids(1));
     for (const id of [
       'home-oxygen',
       'power-mobility',
