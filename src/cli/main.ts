@@ -13,6 +13,7 @@ import {
   type ReviewCommandOptions,
 } from './audit.js';
 import { call } from './call.js';
+import { ehr, ehrLoad } from './ehr.js';
 import { serve } from './serve.js';
 
 function port(value: string): number {
@@ -42,6 +43,26 @@ program
   .option('-p, --port <n>', 'listen on this port (overrides listen.port)', port)
   .action(async (opts: { config?: string; port?: number }) => {
     await serve(opts).catch(fail);
+  });
+
+const ehrCommand = program
+  .command('ehr')
+  .description(
+    'start the EHR side over HTTPS: authorization server and FHIR API for payers (a demo EHR when no --config is given)',
+  )
+  .option('-c, --config <file>', 'JSON EHR configuration file (see docs/ehr.md)')
+  .option('-p, --port <n>', 'listen on this port (overrides listen.port)', port)
+  .action(async (opts: { config?: string; port?: number }) => {
+    await ehr(opts).catch(fail);
+  });
+
+ehrCommand
+  .command('load')
+  .description("load a FHIR Bundle (for example Synthea output) into the EHR's resource store")
+  .argument('<bundleFile>', 'a transaction, batch or collection Bundle (JSON)')
+  .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
+  .action(async (bundleFile: string, opts: { config?: string }) => {
+    await ehrLoad(bundleFile, opts).catch(fail);
   });
 
 program

@@ -4,7 +4,7 @@
  * start-up with a message naming it); the keys are documented in docs/ehr.md.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
@@ -41,6 +41,7 @@ export const EhrClientSchema = Type.Object(
         Type.Literal('authorization_code'),
         Type.Literal('client_credentials'),
         Type.Literal('refresh_token'),
+        Type.Literal('urn:ietf:params:oauth:grant-type:token-exchange'),
       ]),
       { minItems: 1 },
     ),
@@ -124,6 +125,14 @@ export interface EhrSecrets {
   cookieKeys: string[];
   /** base64 of 32 bytes: the key of the per-payer opaque ids (sec-7). */
   idKey: string;
+  /** The private ES384 JWK that signs OpenID id tokens (shared by every instance). */
+  signingKeys: { keys: JsonWebKey[] };
+}
+
+function newSigningKey(): JsonWebKey {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: randomBytes(12).toString('base64url'), alg: 'ES384', use: 'sig' };
 }
 
 export const EHR_DEFAULTS = { host: '127.0.0.1', port: 9443, dataDir: '.crdkit/ehr' } as const;
@@ -181,8 +190,16 @@ export function ensureEhrSecrets(dataDir: string): EhrSecrets {
   const path = join(dataDir, 'secrets.json');
   if (existsSync(path)) {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<EhrSecrets>;
-    if (Array.isArray(parsed.cookieKeys) && typeof parsed.idKey === 'string') {
-      return { cookieKeys: parsed.cookieKeys, idKey: parsed.idKey };
+    if (
+      Array.isArray(parsed.cookieKeys) &&
+      typeof parsed.idKey === 'string' &&
+      Array.isArray(parsed.signingKeys?.keys)
+    ) {
+      return {
+        cookieKeys: parsed.cookieKeys,
+        idKey: parsed.idKey,
+        signingKeys: parsed.signingKeys,
+      };
     }
     throw new ConfigError('dataDir', `${path} is not a crdkit secrets file`);
   }
@@ -191,6 +208,7 @@ export function ensureEhrSecrets(dataDir: string): EhrSecrets {
   const secrets: EhrSecrets = {
     cookieKeys: [randomBytes(32).toString('base64url')],
     idKey: randomBytes(32).toString('base64'),
+    signingKeys: { keys: [newSigningKey()] },
   };
   writePrivate(path, `${JSON.stringify(secrets, null, 2)}\n`);
   return secrets;
