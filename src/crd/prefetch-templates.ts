@@ -144,3 +144,16 @@ export const ENCOUNTER_PREFETCH: Record<string, string> = {
   organizations: ids('Organization', [ROLE_ORG, ENC_ORG]),
   locations: ids('Location', [ROLE_LOC, ENC_LOC]),
 };
+
+/**
+ * The resource types a service's prefetch templates name (`Coverage?patient=…` → `Coverage`):
+ * what the EHR's token for a call to that service may read (found-21).
+ */
+export function prefetchResourceTypes(templates: Record<string, string>): string[] {
+  const types = new Set<string>();
+  for (const template of Object.values(templates)) {
+    const type = /^([A-Z][A-Za-z]+)[/?]/.exec(template.trim())?.[1];
+    if (type) types.add(type);
+  }
+  return [...types].sort();
+}

@@ -1,0 +1,143 @@
+/**
+ * The EHR side and the payer's CRD server together, both real, on loopback: an order-sign call
+ * whose prefetch lacks the Coverage makes the CRD server read it from the EHR's FHIR API with the
+ * token the EHR minted for that call (found-5, found-20 to found-22); the payer sees only opaque
+ * ids (sec-7); every access is in the EHR's audit trail and the access review finds nothing
+ * wrong with it; once the call is over its token is revoked and a late read is refused.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { AuditEvent, DeviceRequest, Patient } from '@medplum/fhirtypes';
+import { ORDER_DRAFT_PREFETCH, prefetchResourceTypes } from '../../src/crd/prefetch-templates.js';
+import { DEMO_CRD_SERVER_CLIENT, DEMO_PAYER } from '../../src/ehr/demo.js';
+import { reviewAccesses } from '../../src/ehr/review.js';
+import { startTestEhr, type TestEhr } from '../helpers/ehr.js';
+import { send } from '../helpers/https.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const SERVICE = 'order-sign-crd';
+
+async function trail(ehr: TestEhr): Promise<AuditEvent[]> {
+  const out: AuditEvent[] = [];
+  for await (const e of ehr.side.audit.export({})) out.push(e);
+  return out;
+}
+
+describe('EHR and CRD server end to end', () => {
+  let ehr: TestEhr;
+  let crd: TestServer;
+
+  before(async () => {
+    ehr = await startTestEhr();
+    crd = await startTestServer({ fhirServers: [ehr.base], fhirCa: ehr.ca });
+  });
+  after(async () => {
+    await crd?.close();
+    await ehr?.close();
+  });
+
+  /** The order-sign request the EHR's client would send: opaque ids, no Coverage prefetched. */
+  function request(hookInstance: string, fhirAuthorization: unknown) {
+    const { store, ids, demo } = ehr.side;
+    const [, patientId] = demo!['patient-avery'].split('/') as [string, string];
+    const [, orderId] = demo!['order-oxygen'].split('/') as [string, string];
+    const [, practitionerId] = demo!['pract-morgan'].split('/') as [string, string];
+    const patient = ids.outgoing(DEMO_PAYER, store.read<Patient>('Patient', patientId)!);
+    const order = ids.outgoing(DEMO_PAYER, store.read<DeviceRequest>('DeviceRequest', orderId)!);
+    return {
+      hook: 'order-sign',
+      hookInstance,
+      fhirServer: ehr.fhirBase,
+      fhirAuthorization,
+      context: {
+        userId: `Practitioner/${ids.toOpaque(DEMO_PAYER, 'Practitioner', practitionerId)}`,
+        patientId: patient.id,
+        draftOrders: {
+          resourceType: 'Bundle',
+          type: 'collection',
+          entry: [{ fullUrl: `${ehr.fhirBase}/DeviceRequest/${order.id}`, resource: order }],
+        },
+      },
+      prefetch: { patient },
+    };
+  }
+
+  async function mint(hookInstance: string) {
+    const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
+    return ehr.side.authz.mintHookToken({
+      clientId: DEMO_CRD_SERVER_CLIENT,
+      patient,
+      service: SERVICE,
+      declaredTypes: prefetchResourceTypes(ORDER_DRAFT_PREFETCH),
+      hookInstance,
+    });
+  }
+
+  test('found-5: missing prefetch is read from the EHR with the minted token; the answer has coverage information', async () => {
+    const hookInstance = randomUUID();
+    const auth = await mint(hookInstance);
+    assert.ok(auth.expires_in <= 30, 'found-22: the token lives 30 s or less');
+    assert.ok(!/\.(c|u|d|write|\*)\b/.test(auth.scope), 'found-21: read-only scopes');
+    const res = await crd.post(`/cds-services/${SERVICE}`, request(hookInstance, auth));
+    assert.equal(res.status, 200, res.text);
+    const body = res.json;
+    const action = body.systemActions?.[0];
+    assert.equal(action?.type, 'update');
+    const ext = action.resource.extension.find((e: { url: string }) =>
+      e.url.endsWith('ext-coverage-information'),
+    );
+    assert.ok(ext, 'coverage information returned');
+    const coverageRef = ext.extension.find((e: { url: string }) => e.url === 'coverage')
+      .valueReference.reference as string;
+    // sec-7: the payer names the Coverage by the opaque id the EHR gave it.
+    const [, covInternal] = ehr.side.demo!['coverage-avery'].split('/') as [string, string];
+    assert.equal(
+      coverageRef,
+      `Coverage/${ehr.side.ids.toOpaque(DEMO_PAYER, 'Coverage', covInternal)}`,
+    );
+    assert.ok(!res.text.includes(covInternal), 'no internal id reaches the payer');
+    await ehr.side.authz.revoke(auth.access_token);
+
+    const events = await trail(ehr);
+    const accesses = events.filter((e) =>
+      e.subtype?.some((c) => c.system === 'urn:crdkit:fhir-access'),
+    );
+    const search = accesses.find((e) => JSON.stringify(e).includes(hookInstance));
+    assert.ok(search, 'sec-8: the EHR recorded the payer reading Coverage for this hook call');
+    assert.equal(search!.agent![0]!.who!.identifier!.value, DEMO_CRD_SERVER_CLIENT);
+    assert.match(JSON.stringify(search), new RegExp(ehr.side.demo!['coverage-avery']));
+    const report = await reviewAccesses(
+      (async function* () {
+        yield* events;
+      })(),
+    );
+    assert.deepEqual(
+      report.findings.filter((f) => JSON.stringify(f).includes(hookInstance)),
+      [],
+      'sec-8: a clean hook call raises no finding',
+    );
+  });
+
+  test('found-22: the hook token is revoked after the response: a later read is refused and recorded, without the token', async () => {
+    const hookInstance = randomUUID();
+    const auth = await mint(hookInstance);
+    const res = await crd.post(`/cds-services/${SERVICE}`, request(hookInstance, auth));
+    assert.equal(res.status, 200);
+    await ehr.side.authz.revoke(auth.access_token);
+    const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
+    const opaque = ehr.side.ids.toOpaque(DEMO_PAYER, 'Patient', patient);
+    const late = await send(`${ehr.fhirBase}/Coverage?patient=${opaque}&status=active`, {
+      ca: ehr.ca,
+      headers: { authorization: `Bearer ${auth.access_token}` },
+    });
+    assert.equal(late.status, 401);
+    const events = await trail(ehr);
+    const refused = events.filter((e) =>
+      e.subtype?.some((c) => c.system === 'urn:crdkit:security-event' && c.code === 'auth-refused'),
+    );
+    assert.ok(refused.length > 0, 'the refused read is in the audit trail');
+    assert.ok(!JSON.stringify(events).includes(auth.access_token), 'never the token');
+    assert.ok(!ehr.logs.join('\n').includes(auth.access_token), 'never in the logs');
+  });
+});
