@@ -65,13 +65,15 @@ describe('EHR and CRD server end to end', () => {
 
   async function mint(hookInstance: string) {
     const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
-    return ehr.side.authz.mintHookToken({
+    const auth = await ehr.side.authz.mintHookToken({
       clientId: DEMO_CRD_SERVER_CLIENT,
       patient,
       service: SERVICE,
       declaredTypes: prefetchResourceTypes(ORDER_DRAFT_PREFETCH),
       hookInstance,
     });
+    // sec-7: the payer sees the patient by its opaque id, in fhirAuthorization too.
+    return { ...auth, patient: ehr.side.ids.toOpaque(DEMO_PAYER, 'Patient', patient) };
   }
 
   test('found-5: missing prefetch is read from the EHR with the minted token; the answer has coverage information', async () => {

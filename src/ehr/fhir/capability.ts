@@ -31,6 +31,9 @@ export const READ_TYPES = [
   'Medication',
   'Encounter',
   'Coverage',
+  // The patient's privacy Consents, read by the EHR's own CRD client (its sharing policy); a
+  // payer's hook token never names this type, so payers cannot read them.
+  'Consent',
   ...UPDATE_TYPES,
   ...CREATE_TYPES,
 ] as const;
@@ -44,6 +47,10 @@ export interface ApiSearchParam {
 
 /** Search parameters beyond `_id`, by type. */
 export const API_SEARCH_PARAMS: Record<string, Record<string, ApiSearchParam>> = {
+  Consent: {
+    patient: { indexed: 'patient', documentation: 'Consent.patient' },
+    status: { indexed: 'status', documentation: 'Consent.status' },
+  },
   Coverage: {
     patient: { indexed: 'patient', documentation: 'Coverage.beneficiary' },
     beneficiary: { indexed: 'beneficiary', documentation: 'Coverage.beneficiary' },

@@ -23,6 +23,7 @@ const PATIENT_ELEMENT: Record<string, (r: Json) => unknown[]> = {
     Array.isArray(r.participant) ? r.participant.map((p: Json) => p?.actor) : [],
   Task: (r) => [r.for],
   ClaimResponse: (r) => [r.patient],
+  Consent: (r) => [r.patient],
   Device: (r) => [r.patient],
 };
 

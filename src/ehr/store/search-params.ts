@@ -28,6 +28,10 @@ const token = (expression: string, values: (r: Json) => unknown[]) =>
 
 /** Indexed parameters by resource type (every type also has `identifier`). */
 export const SEARCH_PARAMETERS: Record<string, Record<string, SearchParamDefinition>> = {
+  Consent: {
+    patient: ref('Consent.patient', ['Patient'], (r) => [r.patient]),
+    status: token('Consent.status', (r) => [r.status]),
+  },
   Coverage: {
     patient: ref('Coverage.beneficiary', ['Patient'], (r) => [r.beneficiary]),
     beneficiary: ref('Coverage.beneficiary', ['Patient'], (r) => [r.beneficiary]),
