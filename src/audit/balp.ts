@@ -158,6 +158,15 @@ export function auditEventFromHook(input: HookAuditInput, id: string): AuditEven
       name: 'coverage-assertion-id',
     });
   }
+  for (const w of input.withheld ?? []) {
+    entity.push({
+      what: { reference: w.reference },
+      type: entityType('2', 'System Object'),
+      role: role('4', 'Domain Resource'),
+      name: 'withheld',
+      description: w.reason,
+    });
+  }
   entity.push(digestEntity('request', input.requestBody));
   entity.push(digestEntity('response', input.responseBody, input.status));
   return {
@@ -172,7 +181,10 @@ export function auditEventFromHook(input: HookAuditInput, id: string): AuditEven
     recorded: input.at.toISOString(),
     outcome: OUTCOME[input.outcome],
     ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
-    agent: [client, serverAgent()],
+    agent: [
+      client,
+      input.destination ? { ...serverAgent(), who: { display: input.destination } } : serverAgent(),
+    ],
     source: observer(input.instance)!,
     entity,
   };

@@ -31,6 +31,13 @@ export interface HookAuditInput {
   outcome: HookOutcome;
   /** The crdkit error code when the call was refused. */
   errorCode?: string;
+  /**
+   * Set by the EHR's CRD client for the calls it makes (found-37 binds both sides): the CDS
+   * service URL called. Absent on the server's records of calls it received.
+   */
+  destination?: string;
+  /** What the client's sharing policy withheld from this call, by reference and reason only. */
+  withheld?: Array<{ reference: string; reason: string }>;
   /** Raw bytes: their SHA-256 is always recorded; they are kept only encrypted, with a key. */
   requestBody?: Buffer;
   responseBody?: Buffer;

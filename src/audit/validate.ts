@@ -87,6 +87,17 @@ export function cleanHookInput(input: HookAuditInput): HookAuditInput {
     patient: PATIENT_REF.test(input.patient ?? '') ? input.patient : undefined,
     orders: keep(input.orders, RESOURCE_REF),
     coverageAssertionIds: keep(input.coverageAssertionIds, TOKEN),
+    ...(isText(input.destination, 2048) && /^https:\/\//.test(input.destination!)
+      ? { destination: input.destination }
+      : {}),
+    ...(Array.isArray(input.withheld)
+      ? {
+          withheld: input.withheld
+            .filter((w) => RESOURCE_REF.test(w?.reference ?? '') && TOKEN.test(w?.reason ?? ''))
+            .slice(0, MAX_LIST)
+            .map((w) => ({ reference: w.reference, reason: w.reason })),
+        }
+      : {}),
   };
 }
 

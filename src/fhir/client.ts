@@ -92,7 +92,51 @@ export class FhirClient {
       .map((e) => e.resource as Resource);
   }
 
+  /**
+   * Runs a type search and returns the searchset Bundle as the server sent it: GET, or
+   * `POST [type]/_search` with a form body when `post` (long queries).
+   */
+  async searchBundle(
+    type: string,
+    params: URLSearchParams,
+    signal: AbortSignal,
+    post = false,
+  ): Promise<Resource> {
+    const bundle = post
+      ? await this.#send('POST', `${type}/_search`, signal, false, {
+          type: 'application/x-www-form-urlencoded',
+          body: params.toString(),
+        })
+      : await this.#send('GET', `${type}?${params.toString()}`, signal, false);
+    if (!bundle || bundle.resourceType !== 'Bundle') {
+      throw new FhirError('ERR_FHIR_BODY', `search on ${type} did not return a Bundle`);
+    }
+    return bundle;
+  }
+
+  /** Updates a resource (`PUT [type]/[id]`); returns what the server stored. */
+  async update(resource: Resource, signal: AbortSignal): Promise<Resource> {
+    const stored = await this.#send(
+      'PUT',
+      `${resource.resourceType}/${encodeURIComponent(resource.id ?? '')}`,
+      signal,
+      false,
+      { type: 'application/fhir+json', body: JSON.stringify(resource) },
+    );
+    return stored ?? resource;
+  }
+
   #get(path: string, signal: AbortSignal, allowNotFound: boolean): Promise<Resource | null> {
+    return this.#send('GET', path, signal, allowNotFound);
+  }
+
+  #send(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    signal: AbortSignal,
+    allowNotFound: boolean,
+    content?: { type: string; body: string },
+  ): Promise<Resource | null> {
     const url = new URL(path, this.#base);
     // The single place the token leaves this process: only to the origin this client is bound to.
     if (url.origin !== this.#base.origin) {
@@ -102,9 +146,18 @@ export class FhirClient {
     }
     return new Promise((resolve, reject) => {
       const req = request(url, {
-        method: 'GET',
+        method,
         agent: agentFor(this.#options.ca),
-        headers: { Accept: 'application/fhir+json', Authorization: `Bearer ${this.#token}` },
+        headers: {
+          Accept: 'application/fhir+json',
+          Authorization: `Bearer ${this.#token}`,
+          ...(content
+            ? {
+                'Content-Type': content.type,
+                'Content-Length': Buffer.byteLength(content.body),
+              }
+            : {}),
+        },
         timeout: this.#options.timeoutMs,
         signal,
       });
@@ -144,7 +197,7 @@ export class FhirClient {
         });
         res.on('error', (err) => reject(toFhirError(err)));
       });
-      req.end();
+      req.end(content?.body);
     });
   }
 }

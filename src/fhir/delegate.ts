@@ -112,8 +112,8 @@ function basic(clientId: string, secret: string): string {
   return `Basic ${Buffer.from(`${enc(clientId)}:${enc(secret)}`).toString('base64')}`;
 }
 
-/** A private_key_jwt client assertion: iss = sub = client id, aud = the token endpoint. */
-async function clientAssertion(
+/** A private_key_jwt client assertion (SMART Backend Services): iss = sub = client id, aud = the token endpoint, one-minute lifetime, fresh jti. */
+export async function clientAssertion(
   client: { clientId: string; privateJwk: JWK; alg?: 'ES384' | 'RS384' },
   aud: string,
 ): Promise<string> {
@@ -319,4 +319,76 @@ function toDelegateError(err: NodeJS.ErrnoException): DelegateError {
     return new DelegateError('ERR_DELEGATE_TLS', 'TLS handshake with the token endpoint failed');
   }
   return new DelegateError('ERR_DELEGATE_NETWORK', 'token endpoint could not be reached');
+}
+
+/** Options of {@link clientCredentialsToken}. */
+export interface ClientCredentialsOptions {
+  tokenEndpoint: string;
+  client: DelegateClient;
+  scope: string;
+  ca?: string | Buffer;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * A SMART Backend Services token (client credentials with a `private_key_jwt` assertion, or
+ * `client_secret_basic`): how the EHR's own CRD client reads its EHR's FHIR API. Errors are
+ * {@link DelegateError}s with the OAuth error code only.
+ */
+export async function clientCredentialsToken(
+  opts: ClientCredentialsOptions,
+): Promise<{ accessToken: string; expiresIn: number; scope?: string }> {
+  const url = endpointUrl(opts.tokenEndpoint);
+  const client = opts.client;
+  const form = new URLSearchParams({ grant_type: 'client_credentials', scope: opts.scope });
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/x-www-form-urlencoded',
+    Accept: 'application/json',
+  };
+  if ('clientSecret' in client) {
+    headers.Authorization = basic(client.clientId, client.clientSecret);
+  } else {
+    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+    form.set('client_assertion', await clientAssertion(client, url.href));
+  }
+  const body = Buffer.from(form.toString());
+  headers['Content-Length'] = String(body.length);
+  const { status, text } = await post(
+    url,
+    headers,
+    body,
+    opts.ca,
+    opts.timeoutMs ?? 5000,
+    65_536,
+    opts.signal,
+  );
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // handled below
+  }
+  if (status !== 200) {
+    const error = typeof json.error === 'string' && OAUTH_ERROR.test(json.error) ? json.error : '';
+    throw new DelegateError(
+      status >= 400 && status < 500 && error ? 'ERR_DELEGATE_REFUSED' : 'ERR_DELEGATE_STATUS',
+      `token endpoint answered ${status}${error ? ` (${error})` : ''}`,
+      error || undefined,
+      status,
+    );
+  }
+  if (
+    typeof json.access_token !== 'string' ||
+    !json.access_token ||
+    typeof json.expires_in !== 'number' ||
+    String(json.token_type).toLowerCase() !== 'bearer'
+  ) {
+    throw new DelegateError('ERR_DELEGATE_RESPONSE', 'token endpoint answer is not a bearer token');
+  }
+  return {
+    accessToken: json.access_token,
+    expiresIn: Math.floor(json.expires_in),
+    ...(typeof json.scope === 'string' ? { scope: json.scope } : {}),
+  };
 }
