@@ -5,7 +5,7 @@ import type { AuditStore } from './types.js';
 
 /** The configured audit store; `instance` defaults to `audit.instance`. */
 export function openConfiguredAuditStore(
-  config: Config,
+  config: Pick<Config, 'audit' | 'dataDir'>,
   instance: string = config.audit.instance,
 ): Promise<AuditStore> {
   return openAuditStore({

@@ -11,16 +11,34 @@ import {
   type AuditStore,
 } from '../audit/index.js';
 import { demoConfig } from '../config/demo.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig, readJsonConfig } from '../config/load.js';
+import { loadEhrConfig } from '../ehr/config.js';
+import { ehrDemoConfig } from '../ehr/demo.js';
 import type { Config } from '../config/schema.js';
 import { formatReview, NO_ACCESS, REVIEW_DEFAULTS, reviewAccesses } from '../ehr/review.js';
 
 export interface AuditCommandOptions {
   config?: string;
+  /** Use the EHR's audit trail (`crdkit ehr`'s configuration; the demo EHR without --config). */
+  ehr?: boolean;
 }
 
-async function open(options: AuditCommandOptions): Promise<{ store: AuditStore; config: Config }> {
-  const config = options.config ? loadConfig(options.config) : (await demoConfig()).config;
+/** The audit part of either configuration file: the CRD server's, or the EHR's (no `rules`). */
+async function auditSettings(
+  options: AuditCommandOptions,
+): Promise<Pick<Config, 'audit' | 'dataDir'>> {
+  if (options.config) {
+    const raw = readJsonConfig(options.config);
+    const isServer = typeof raw === 'object' && raw !== null && 'rules' in raw;
+    return isServer ? loadConfig(options.config) : loadEhrConfig(options.config);
+  }
+  return options.ehr ? (await ehrDemoConfig()).config : (await demoConfig()).config;
+}
+
+async function open(
+  options: AuditCommandOptions,
+): Promise<{ store: AuditStore; config: Pick<Config, 'audit' | 'dataDir'> }> {
+  const config = await auditSettings(options);
   const store = await openConfiguredAuditStore(config, `${config.audit.instance}/cli`);
   return { store, config };
 }
@@ -137,7 +155,8 @@ async function review(options: ReviewCommandOptions): Promise<number> {
     maxPerClientPerHour: count(options.maxPerClientPerHour, '--max-per-client-per-hour', 1),
     medianFactor: count(options.medianFactor, '--median-factor', 0),
   };
-  const { store } = await open(options);
+  // The review reads the EHR's trail: the demo EHR's without --config.
+  const { store } = await open({ ...options, ehr: true });
   try {
     // Tokens used in the window may have been issued before it: read that far back as context.
     const trailSince = since && new Date(since.getTime() - REVIEW_DEFAULTS.maxTokenLifetimeMs);

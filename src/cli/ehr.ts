@@ -62,6 +62,13 @@ export async function ehr(options: EhrOptions): Promise<void> {
     say('  WARNING: demo credentials, a self-signed certificate and synthetic patients.');
     say('');
   }
+  if (side.demo && config.crdClient) {
+    const id = (ref: string) => ref.split('/')[1]!;
+    say('  With `crdkit serve` running too (another terminal), call the payer for an order:');
+    say(`    npx crdkit client order-sign --patient ${id(side.demo['patient-avery'])} \\`);
+    say(`      --user ${side.demo['pract-morgan']} --order ${side.demo['order-oxygen']}`);
+    say('');
+  }
   const stopTlsWatch = watchServerTls(side.app.server, config.tls, logger);
   const stop = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');

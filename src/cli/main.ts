@@ -13,6 +13,7 @@ import {
   type ReviewCommandOptions,
 } from './audit.js';
 import { call } from './call.js';
+import { clientDiscover, clientHook, type HookOptions } from './client.js';
 import { ehr, ehrLoad } from './ehr.js';
 import { serve } from './serve.js';
 
@@ -65,6 +66,48 @@ ehrCommand
     await ehrLoad(bundleFile, opts).catch(fail);
   });
 
+const clientCommand = program
+  .command('client')
+  .description("the EHR's CRD client: call the patient's payers (uses the EHR configuration)");
+
+clientCommand
+  .command('discover')
+  .description("fetch and show each configured payer's CDS services")
+  .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { config?: string; json?: boolean }) => {
+    await clientDiscover(opts).catch(fail);
+  });
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+for (const hook of [
+  'order-sign',
+  'order-select',
+  'order-dispatch',
+  'appointment-book',
+  'encounter-start',
+  'encounter-discharge',
+] as const) {
+  clientCommand
+    .command(hook)
+    .description(`send ${hook} to every payer with active coverage and apply the answers`)
+    .requiredOption('--patient <id>', "the patient's id in the EHR")
+    .option('--user <ref>', 'the user, e.g. Practitioner/123')
+    .option('--encounter <id>', 'the encounter in context')
+    .option('--order <ref>', 'an order or appointment, e.g. DeviceRequest/1 (repeatable)', collect)
+    .option('--performer <ref>', 'order-dispatch: the performer')
+    .option('--no-prefetch', 'send no prefetch (the payer then reads from the EHR)')
+    .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
+    .option('--json', 'print the whole report as JSON')
+    .action(async (opts: HookOptions) => {
+      try {
+        process.exitCode = await clientHook(hook, opts);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
+
 program
   .command('call')
   .description('send one hook request to a CRD service with a signed CDS Hooks JWT')
@@ -115,7 +158,8 @@ audit
   .command('verify')
   .description('check the hash chain; names the first record changed, removed or reordered')
   .option(...configOption)
-  .action(async (opts: { config?: string }) => {
+  .option('--ehr', "the EHR's audit trail (crdkit ehr's configuration; the demo EHR by default)")
+  .action(async (opts: { config?: string; ehr?: boolean }) => {
     process.exitCode = await auditVerify(opts).catch(fail);
   });
 
@@ -123,6 +167,7 @@ audit
   .command('export')
   .description('write AuditEvents as NDJSON (default) or a FHIR Bundle; the read is audited')
   .option(...configOption)
+  .option('--ehr', "the EHR's audit trail (crdkit ehr's configuration; the demo EHR by default)")
   .option('--since <date>', 'only events recorded at or after this date or date-time')
   .option('--until <date>', 'only events recorded before this date or date-time')
   .option('--patient <reference>', 'only events about this patient, e.g. Patient/123')
@@ -139,7 +184,8 @@ audit
   .command('purge')
   .description('remove encrypted payloads past audit.retentionDays (records and chain stay)')
   .option(...configOption)
-  .action(async (opts: { config?: string }) => {
+  .option('--ehr', "the EHR's audit trail (crdkit ehr's configuration; the demo EHR by default)")
+  .action(async (opts: { config?: string; ehr?: boolean }) => {
     process.exitCode = await auditPurge(opts).catch(fail);
   });
 

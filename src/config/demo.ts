@@ -11,6 +11,9 @@ import { selfSignedCertificate } from '../tls/certs.js';
 import { resolveConfig } from './load.js';
 import { DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
+/** The demo EHR's base URL (`crdkit ehr` on its default port). */
+export const DEMO_EHR_BASE = 'https://localhost:9443';
+
 /** The demo client's issuer. */
 export const DEMO_ISSUER = 'urn:crdkit:demo-client';
 
@@ -73,9 +76,18 @@ export async function demoConfig(
           keys: Array<{ kty: string }>;
         },
       },
+      {
+        // The demo EHR (`crdkit ehr`, port 9443): its CRD client signs with the rotating keys it
+        // publishes at this URL, and payers may read its FHIR API.
+        iss: 'urn:crdkit:demo-ehr',
+        name: 'crdkit demo EHR',
+        jwksUri: `${DEMO_EHR_BASE}/.well-known/jwks.json`,
+        fhirServers: [DEMO_EHR_BASE],
+      },
     ],
     rules: join(PACKAGE_ROOT, 'rules', 'sample-rules.yaml'),
     dataDir: absData,
+    fhir: { ca: files.cert },
   };
   return { config: resolveConfig(file, absData, true), files, created };
 }

@@ -66,6 +66,47 @@ const AudienceSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const PayerSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+    name: Type.String({ minLength: 1 }),
+    identifiers: Type.Array(
+      Type.Object(
+        { system: Type.String({ minLength: 1 }), value: Type.String({ minLength: 1 }) },
+        { additionalProperties: false },
+      ),
+      { minItems: 1 },
+    ),
+    cdsBaseUrl: HttpsUrl,
+    clientId: Type.String({ minLength: 1 }),
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    tls: Type.Optional(
+      Type.Object(
+        { cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** The EHR's CRD client (`crdkit client`). */
+const CrdClientSchema = Type.Object(
+  {
+    /** The EHR's CDS Hooks issuer, as registered with the payers. */
+    iss: Type.String({ minLength: 1 }),
+    /** The EHR's OAuth client for its own FHIR reads and writes (SMART Backend Services). */
+    clientId: Type.String({ minLength: 1 }),
+    /** That client's private JWK file (ES384 or RS384, mode 0600). */
+    privateKey: Type.String({ minLength: 1 }),
+    /** The sharing policy file (default: the shipped policy/sensitive-codes.yaml). */
+    policy: Type.Optional(Type.String({ minLength: 1 })),
+    lateCalls: Type.Optional(Type.Union([Type.Literal('abandon'), Type.Literal('background')])),
+    payers: Type.Array(PayerSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
 export const EhrConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -93,6 +134,7 @@ export const EhrConfigSchema = Type.Object(
     ),
     /** Load the synthetic demo patients into an empty resource store. */
     seed: Type.Optional(Type.Boolean()),
+    crdClient: Type.Optional(CrdClientSchema),
     audit: Type.Optional(AuditSchema),
     log: Type.Optional(LogSchema),
   },
@@ -114,6 +156,10 @@ export interface EhrConfig {
   users: Array<{ id: string; name: string; fhirUser: string }>;
   delegation: { audiences: Static<typeof AudienceSchema>[] };
   seed: boolean;
+  /** The CRD client's settings, paths resolved; its CDS signing keys live in `dataDir`. */
+  crdClient?: Static<typeof CrdClientSchema>;
+  /** Where the CDS Hooks signing keys are kept (published at `/.well-known/jwks.json`). */
+  signingKeyStore: string;
   audit: Config['audit'];
   log: { level: string };
   /** Generated once into `dataDir` (mode 0600): cookie keys and the opaque-id secret. */
@@ -251,6 +297,30 @@ export function resolveEhrConfig(file: EhrConfigFile, baseDir: string, demo = fa
     users: file.users ?? [],
     delegation: { audiences: file.delegation?.audiences ?? [] },
     seed: file.seed ?? demo,
+    ...(file.crdClient
+      ? {
+          crdClient: {
+            ...file.crdClient,
+            privateKey: mustExist('crdClient.privateKey', at(file.crdClient.privateKey)),
+            ...(file.crdClient.policy
+              ? { policy: mustExist('crdClient.policy', at(file.crdClient.policy)) }
+              : {}),
+            payers: file.crdClient.payers.map((p, i) => ({
+              ...p,
+              ...(p.ca ? { ca: mustExist(`crdClient.payers[${i}].ca`, at(p.ca)) } : {}),
+              ...(p.tls
+                ? {
+                    tls: {
+                      cert: mustExist(`crdClient.payers[${i}].tls.cert`, at(p.tls.cert)),
+                      key: mustExist(`crdClient.payers[${i}].tls.key`, at(p.tls.key)),
+                    },
+                  }
+                : {}),
+            })),
+          },
+        }
+      : {}),
+    signingKeyStore: join(dataDir, 'cds-signing-keys.json'),
     audit: resolveAudit(file.audit, `${hostname()}:${port}`),
     log: { level: file.log?.level ?? 'info' },
     secrets: ensureEhrSecrets(dataDir),

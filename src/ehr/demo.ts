@@ -16,6 +16,8 @@ import { EHR_DEFAULTS, resolveEhrConfig, type EhrConfig, type EhrConfigFile } fr
 export const DEMO_CRD_SERVER_CLIENT = 'example-payer-crd';
 /** The demo EHR's own CRD client, as registered at its authorization server. */
 export const DEMO_EHR_CLIENT = 'crdkit-ehr-client';
+/** The demo EHR's CDS Hooks issuer, trusted by `crdkit serve`'s demo through its `jku`. */
+export const DEMO_EHR_ISSUER = 'urn:crdkit:demo-ehr';
 /** The demo payer (the key of its opaque ids; its Coverage names it `urn:crdkit:payer|…`). */
 export const DEMO_PAYER = 'example-payer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -115,6 +117,21 @@ export async function ehrDemoConfig(
       ],
     },
     seed: true,
+    crdClient: {
+      iss: DEMO_EHR_ISSUER,
+      clientId: DEMO_EHR_CLIENT,
+      privateKey: files.ehrClientPrivateKey,
+      payers: [
+        {
+          id: DEMO_PAYER,
+          name: 'Example Health Plan',
+          identifiers: [{ system: 'urn:crdkit:payer', value: DEMO_PAYER }],
+          cdsBaseUrl: crdServerBaseUrl,
+          clientId: DEMO_CRD_SERVER_CLIENT,
+          ca: files.cert,
+        },
+      ],
+    },
   };
   return { config: resolveEhrConfig(file, resolve(dataDir), true), files };
 }

@@ -10,8 +10,13 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { openAuditStore, type AuditStore } from '../audit/index.js';
+import { SigningKeys } from '../client/transport/index.js';
 import { serverTlsOptions } from '../tls/options.js';
-import { createAuthorizationServer, type EhrAuthorizationServer } from './authz/index.js';
+import {
+  createAuthorizationServer,
+  type AuthorizationServerOptions,
+  type EhrAuthorizationServer,
+} from './authz/index.js';
 import { registerTokenExchange } from './authz/token-exchange.js';
 import type { EhrConfig } from './config.js';
 import { registerFhirApi } from './fhir/index.js';
@@ -76,19 +81,64 @@ async function buildApp(config: EhrConfig, logger: Logger, authz: EhrAuthorizati
   });
 }
 
+/** The authorization server's options from the EHR configuration (server and CLI share them). */
+export function authorizationOptions(
+  config: EhrConfig,
+  audit: AuditStore,
+  logger: Logger,
+  demo?: DemoRefs,
+): AuthorizationServerOptions {
+  return {
+    baseUrl: config.baseUrl,
+    clients: config.clients,
+    store: authzStore(config),
+    cookieKeys: config.secrets.cookieKeys,
+    signingKeys: config.secrets.signingKeys,
+    audit,
+    instance: config.audit.instance,
+    logger,
+    users: config.users.length > 0 || !demo ? config.users : demoUsers(demo),
+  };
+}
+
+/**
+ * The authorization server with RFC 8693 token exchange registered (clients that list that
+ * grant are only valid once it is): `crdkit ehr` and `crdkit client` open the same state.
+ */
+export async function openAuthorization(
+  config: EhrConfig,
+  audit: AuditStore,
+  logger: Logger,
+  demo?: DemoRefs,
+): Promise<EhrAuthorizationServer> {
+  const authz = await createAuthorizationServer(authorizationOptions(config, audit, logger, demo));
+  registerTokenExchange(authz.provider, {
+    fhirBaseUrl: config.fhirBaseUrl,
+    resolveSubject: (token) => authz.resolver.resolve(token),
+    issue: (grant, clientId) => authz.issueToken(grant, clientId),
+    audiences: config.delegation.audiences,
+    audit,
+    instance: config.audit.instance,
+  });
+  return authz;
+}
+
+/** Opens the configured audit store (the EHR's own trail). */
+export function openEhrAudit(config: EhrConfig): Promise<AuditStore> {
+  return openAuditStore({
+    url: config.audit.store,
+    dataDir: config.dataDir,
+    instance: config.audit.instance,
+    ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
+    retentionDays: config.audit.retentionDays,
+  });
+}
+
 /** Opens storage, builds the authorization server and the FHIR API; not yet listening. */
 export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
   const { config, logger } = deps;
   const instance = config.audit.instance;
-  const audit =
-    deps.audit ??
-    (await openAuditStore({
-      url: config.audit.store,
-      dataDir: config.dataDir,
-      instance,
-      ...(config.audit.encryption ? { encryption: config.audit.encryption } : {}),
-      retentionDays: config.audit.retentionDays,
-    }));
+  const audit = deps.audit ?? (await openEhrAudit(config));
   const closers: Array<() => unknown> = deps.audit ? [] : [() => audit.close()];
   try {
     const store = openResourceStore({ path: join(config.dataDir, 'ehr.db') });
@@ -100,26 +150,8 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       secret: Buffer.from(config.secrets.idKey, 'base64'),
     });
     closers.push(() => ids.close?.());
-    const authz = await createAuthorizationServer({
-      baseUrl: config.baseUrl,
-      clients: config.clients,
-      store: authzStore(config),
-      cookieKeys: config.secrets.cookieKeys,
-      signingKeys: config.secrets.signingKeys,
-      audit,
-      instance,
-      logger,
-      users: config.users.length > 0 || !demo ? config.users : demoUsers(demo),
-    });
+    const authz = await openAuthorization(config, audit, logger, demo);
     closers.push(() => authz.close());
-    registerTokenExchange(authz.provider, {
-      fhirBaseUrl: config.fhirBaseUrl,
-      resolveSubject: (token) => authz.resolver.resolve(token),
-      issue: (grant, clientId) => authz.issueToken(grant, clientId),
-      audiences: config.delegation.audiences,
-      audit,
-      instance,
-    });
     const app = await buildApp(config, logger, authz);
     await registerFhirApi(app, {
       prefix: '/fhir',
@@ -129,6 +161,12 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       ids,
       audit,
       instance,
+    });
+    // The CDS Hooks JWK Set of this EHR's CRD client (the `jku` payers fetch): public keys only,
+    // read from the key store each time so a rotation by `crdkit client` shows at once.
+    app.get('/.well-known/jwks.json', async (_req, reply) => {
+      const keys = await SigningKeys.create({ store: config.signingKeyStore });
+      return reply.header('cache-control', 'public, max-age=60').send(keys.jwks());
     });
     closers.push(() => app.close());
     return {

@@ -86,6 +86,8 @@ export async function buildServer(deps: ServerDeps) {
     clockSkewSeconds: config.auth.clockSkewSeconds,
     maxLifetimeSeconds: config.auth.maxLifetimeSeconds,
     ...(deps.now ? { now: () => Math.floor(deps.now!() / 1000) } : {}),
+    // `fhir.ca` is the trust anchor for the EHR's servers: its FHIR API and its JWK Set URL.
+    ...(config.fhir.ca ? { keySets: { ca: readFileSync(config.fhir.ca) } } : {}),
   });
   const base = config.baseUrl;
 
