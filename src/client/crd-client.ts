@@ -266,6 +266,18 @@ export class CrdClient {
         return resource;
       }),
     );
+    // The user in context: given, or else the clinician who requested the first order.
+    if (!call.user && call.hook !== 'order-dispatch') {
+      const requester = (orders[0] as { requester?: { reference?: string } } | undefined)?.requester
+        ?.reference;
+      if (requester && /^(Practitioner|PractitionerRole)\/[^/]+$/.test(requester)) {
+        call = { ...call, user: requester };
+      } else {
+        throw new Error(
+          `${call.hook} needs the user in context (a Practitioner or PractitionerRole)`,
+        );
+      }
+    }
     const results = await Promise.all(
       coverages.map(({ coverage, payer }, i) =>
         this.#callPayer(call, payer, coverage, i === 0, orders).catch(
@@ -393,7 +405,7 @@ export class CrdClient {
           ...r,
           status: 'error',
           ...(res ? { httpStatus: res.status } : {}),
-          error: error ?? `the payer answered ${res?.status}`,
+          error: error ?? `the payer answered ${res?.status}${outcomeText(res?.body)}`,
         };
       }
       const sentRefs = orders.map((x) => ({
@@ -516,6 +528,18 @@ export class CrdClient {
   }
 }
 
+/** The first issue of an OperationOutcome answer, for the clinician's message. */
+function outcomeText(body: unknown): string {
+  const issue = (
+    body as {
+      resourceType?: string;
+      issue?: Array<{ details?: { text?: string }; diagnostics?: string }>;
+    }
+  )?.issue?.[0];
+  const text = issue?.details?.text ?? issue?.diagnostics;
+  return typeof text === 'string' ? `: ${text.slice(0, 200)}` : '';
+}
+
 function emptyResult(payer: PayerEndpoint, coverage: Coverage, primary: boolean): PayerResult {
   return {
     payer: payer.id,
@@ -593,4 +617,3 @@ function mapContext(
   }
   return mapped;
 }
-
