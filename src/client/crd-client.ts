@@ -82,6 +82,8 @@ export interface CrdClientOptions {
   lateCalls?: 'abandon' | 'background';
   /** Called with a late answer when `lateCalls` is `background`. */
   onLate?: (result: PayerResult) => void;
+  /** Overrides the hook deadlines of found-2 (5 or 10 s), in milliseconds. */
+  deadlineMs?: number;
 }
 
 export type CrdHook =
@@ -306,7 +308,7 @@ export class CrdClient {
     if (!service) return { ...result, status: 'no-service' };
     const url = serviceUrl(payer.cdsBaseUrl, service);
     const subject = { patient: call.patient };
-    const deadline = this.#recent.deadlineMs(call.hook, subject);
+    const deadline = o.deadlineMs ?? this.#recent.deadlineMs(call.hook, subject);
     this.#recent.record(subject);
     const hookInstance = randomUUID();
     const started = Date.now();
