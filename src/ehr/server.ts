@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { openAuditStore, type AuditStore } from '../audit/index.js';
+import { compilePolicy, judgeResource, loadSharingPolicy } from '../client/policy/index.js';
 import { SigningKeys } from '../client/transport/index.js';
+import type { Consent, Resource } from '@medplum/fhirtypes';
+import type { AccessGrant } from './types.js';
 import { serverTlsOptions } from '../tls/options.js';
 import {
   createAuthorizationServer,
@@ -41,6 +44,32 @@ export interface EhrSide {
   /** The demo records, when the store was seeded. */
   demo?: DemoRefs;
   close(): Promise<void>;
+}
+
+/**
+ * The sharing policy the CRD client applies, applied again to the payers' own queries: data the
+ * client would withhold from a call is not readable with that call's token either.
+ */
+function payerSharing(config: EhrConfig, store: ResourceStore) {
+  const policy = compilePolicy(loadSharingPolicy(config.crdClient?.policy));
+  const identity = (payer: string) => {
+    const id = config.crdClient?.payers.find((p) => p.id === payer)?.identifiers[0];
+    return id ? { identifier: `${id.system}|${id.value}` } : {};
+  };
+  return (resource: Resource, grant: AccessGrant): boolean => {
+    const consents = grant.patient
+      ? store.search<Consent>('Consent', [
+          { name: 'patient', values: [grant.patient] },
+          { name: 'status', values: ['active'] },
+        ])
+      : [];
+    const reasons = judgeResource(policy, resource as never, {
+      consents,
+      payer: identity(grant.payer!),
+      now: new Date(),
+    });
+    return reasons.length > 0;
+  };
 }
 
 /** The demo's sign-in user: the ordering practitioner of the synthetic data. */
@@ -161,6 +190,7 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       ids,
       audit,
       instance,
+      withhold: payerSharing(config, store),
     });
     // The CDS Hooks JWK Set of this EHR's CRD client (the `jku` payers fetch): public keys only,
     // read from the key store each time so a rotation by `crdkit client` shows at once.

@@ -26,6 +26,7 @@ import { generateClientKeyPair } from '../../src/auth/sign.js';
 import { selfSignedCertificate } from '../../src/tls/certs.js';
 import { serverTlsOptions } from '../../src/tls/options.js';
 import { startTestEhr, type TestEhr } from '../helpers/ehr.js';
+import { send } from '../helpers/https.js';
 
 const ISS = 'https://ehr.test/crd-client';
 const JKU = 'https://ehr.test/.well-known/jwks.json';
@@ -282,6 +283,29 @@ describe('CRD client against unknown payers', () => {
         found = true;
     }
     assert.ok(found, 'the audit record names what was withheld');
+  });
+
+  test('hrex-sec-6: the payer cannot read the withheld encounter with its own token either', async () => {
+    const auth = await ehr.side.authz.mintHookToken({
+      clientId: DEMO_CRD_SERVER_CLIENT,
+      patient: blake,
+      service: 'sign-stub',
+      declaredTypes: ['Encounter', 'Patient'],
+      hookInstance: '0f8fad5b-d9cb-469f-a165-70867728950e',
+    });
+    const opaque = ehr.side.ids.toOpaque('example-payer', 'Encounter', encounter);
+    const read = await send(`${ehr.fhirBase}/Encounter/${opaque}`, {
+      ca: ehr.ca,
+      headers: { authorization: `Bearer ${auth.access_token}` },
+    });
+    assert.equal(read.status, 404);
+    const search = await send(`${ehr.fhirBase}/Encounter?_id=${opaque}`, {
+      ca: ehr.ca,
+      headers: { authorization: `Bearer ${auth.access_token}` },
+    });
+    assert.equal(search.status, 200);
+    assert.equal(search.json.entry?.length ?? 0, 0);
+    await ehr.side.authz.revoke(auth.access_token);
   });
 
   test('dev-30: coverage information is switched off for the secondary payer only', () => {

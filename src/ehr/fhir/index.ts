@@ -10,7 +10,8 @@ import { CdsError } from '../../cds/outcome.js';
 import { AuditUnavailableError, type AuditStore } from '../../audit/index.js';
 import type { OpaqueIds } from '../ids.js';
 import type { ResourceStore } from '../store/resource-store.js';
-import type { TokenResolver } from '../types.js';
+import type { Resource } from '@medplum/fhirtypes';
+import type { AccessGrant, TokenResolver } from '../types.js';
 import { authenticate, newAccess, recordAccess, type Access } from './access.js';
 import { capabilityStatement, defaultOAuthEndpoints, type OAuthEndpoints } from './capability.js';
 import { allowedMethods, dispatch } from './dispatch.js';
@@ -48,6 +49,12 @@ export interface FhirApiOptions {
   oauth?: OAuthEndpoints;
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /**
+   * The EHR's sharing policy for payers' own queries (the client is the final arbiter): true
+   * when `resource` must not reach the payer of `grant`. A withheld resource is answered like
+   * one the token may not see (404 on read, left out of searches).
+   */
+  withhold?: (resource: Resource, grant: AccessGrant) => boolean;
   /** The clock (tests freeze it). */
   now?: () => Date;
 }
@@ -147,6 +154,12 @@ export async function registerFhirApi(
     baseUrl,
     access: req.ehrFhir!,
     view: req.ehrFhir!.view!,
+    ...(opts.withhold
+      ? {
+          withhold: (r: Resource) =>
+            req.ehrFhir!.view!.payer !== undefined && opts.withhold!(r, req.ehrFhir!.grant!),
+        }
+      : {}),
     onGuard: (type) =>
       log.error(
         { code: 'ERR_SEC7', type },

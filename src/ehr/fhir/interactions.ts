@@ -28,6 +28,8 @@ export interface InteractionContext {
   view: IdView;
   /** Logs a fixed message (no data) when the sec-7 guard refuses. */
   onGuard(type: string): void;
+  /** The sharing policy for payers: true when the resource must not leave. */
+  withhold?: (resource: Resource) => boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -63,7 +65,7 @@ export function read(ctx: InteractionContext, type: string, id: string): Answer 
   const internal = ctx.view.internal(type, id);
   const found = internal ? ctx.store.read(type, internal) : undefined;
   if (!found) throw new FhirApiError('ERR_NOT_FOUND');
-  if (!visible(found, limit)) {
+  if (!visible(found, limit) || ctx.withhold?.(found)) {
     touch(ctx.access, found);
     throw new FhirApiError('ERR_NOT_FOUND');
   }
@@ -101,7 +103,7 @@ export function search(
     limit: MAX_MATCHES + 1,
   });
   if (found.length > MAX_MATCHES) throw new FhirApiError('ERR_SEARCH_TOO_BROAD');
-  const matches = found.filter((r) => visible(r, limit));
+  const matches = found.filter((r) => visible(r, limit) && !ctx.withhold?.(r));
   const seen = new Set(matches.map((r) => `${r.resourceType}/${r.id}`));
   const included: Resource[] = [];
   for (const include of parsed.includes) {
@@ -111,7 +113,9 @@ export function search(
         if (seen.has(key)) continue;
         seen.add(key);
         const r = ctx.store.read(ref.type, ref.id);
-        if (r && visible(r, reach(ctx.access.grant!, ref.type, 'r'))) included.push(r);
+        if (r && visible(r, reach(ctx.access.grant!, ref.type, 'r')) && !ctx.withhold?.(r)) {
+          included.push(r);
+        }
       }
     }
   }
