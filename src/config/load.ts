@@ -125,6 +125,19 @@ export function resolveConfig(file: ConfigFile, baseDir: string, demo = false): 
       timeoutMs: file.fhir?.timeoutMs ?? DEFAULTS.fhirTimeoutMs,
       maxResponseBytes: file.fhir?.maxResponseBytes ?? DEFAULTS.fhirMaxResponseBytes,
     },
+    ...(file.delegation
+      ? {
+          delegation: {
+            audience: file.delegation.audience,
+            ehrs: file.delegation.ehrs.map((e, i) => ({
+              ...e,
+              fhirServer: new URL(e.fhirServer).origin,
+              privateKey: mustExist(`delegation.ehrs[${i}].privateKey`, at(e.privateKey)),
+            })),
+            ttlMinutes: file.delegation.ttlMinutes ?? 15,
+          },
+        }
+      : {}),
     limits: {
       bodyBytes: file.limits?.bodyBytes ?? DEFAULTS.bodyBytes,
       maxOrders: file.limits?.maxOrders ?? DEFAULTS.maxOrders,

@@ -109,6 +109,30 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    delegation: Type.Optional(
+      Type.Object(
+        {
+          /** The downstream service delegate tokens are asked for (e.g. the payer's DTR). */
+          audience: HttpsUrl,
+          /** Per EHR: its FHIR origin, its token endpoint, and this server's client there. */
+          ehrs: Type.Array(
+            Type.Object(
+              {
+                fhirServer: HttpsUrl,
+                tokenEndpoint: HttpsUrl,
+                clientId: Type.String({ minLength: 1 }),
+                privateKey: Type.String({ minLength: 1 }),
+              },
+              { additionalProperties: false },
+            ),
+            { minItems: 1 },
+          ),
+          /** How long the DTR context (with its delegate token) is kept, in minutes. */
+          ttlMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 60 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     fhir: Type.Optional(
       Type.Object(
         {
@@ -156,6 +180,17 @@ export interface Config {
   };
   auth: { clockSkewSeconds: number; maxLifetimeSeconds: number; discoveryRequiresAuth: boolean };
   fhir: { ca?: string; timeoutMs: number; maxResponseBytes: number };
+  /** RFC 8693 (sec-9): delegate tokens for the DTR service instead of passing the EHR's token on. */
+  delegation?: {
+    audience: string;
+    ehrs: Array<{
+      fhirServer: string;
+      tokenEndpoint: string;
+      clientId: string;
+      privateKey: string;
+    }>;
+    ttlMinutes: number;
+  };
   limits: { bodyBytes: number; maxOrders: number; requestsPerMinute: number };
   log: { level: string };
   /** True when running on generated demo credentials (`crdkit serve` without `--config`). */

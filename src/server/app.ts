@@ -14,6 +14,8 @@ import { CdsError } from '../cds/outcome.js';
 import { MAX_JSON_DEPTH, tooDeep } from '../cds/shapes.js';
 import { discoveryDocument } from '../crd/discovery.js';
 import { hookForService } from '../crd/hooks.js';
+import { allowedFhirServer } from '../fhir/client.js';
+import { createDelegation } from './delegation.js';
 import type { RulesFile } from '../rules/index.js';
 import { cardTypesByHook } from './card-types.js';
 import { clientErrorHandler, errorHandler, frameworkErrors, notFoundHandler } from './errors.js';
@@ -167,12 +169,14 @@ export async function buildServer(deps: ServerDeps) {
     async () => discovery,
   );
 
+  const fhirCa = config.fhir.ca ? readFileSync(config.fhir.ca) : undefined;
+  const delegation = createDelegation(config, deps.logger, fhirCa);
   const hookDeps: HookCallDeps = {
     config,
     rules: deps.rules,
     now: deps.now ?? Date.now,
     cardTypes,
-    ...(config.fhir.ca ? { fhirCa: readFileSync(config.fhir.ca) } : {}),
+    ...(fhirCa ? { fhirCa } : {}),
   };
   app.post<{ Params: { id: string } }>(
     '/cds-services/:id',
@@ -202,7 +206,23 @@ export async function buildServer(deps: ServerDeps) {
         await deps.audit.appendHook(input);
         req.audited = true;
       }
-      return reply.status(200).type('application/json').send(bytes);
+      await reply.status(200).type('application/json').send(bytes);
+      // sec-9: documentation needed → a delegate token for DTR, after the answer has left.
+      if (delegation) {
+        const body = req.body as {
+          fhirServer?: string;
+          fhirAuthorization?: { access_token?: string };
+          context?: { patientId?: string };
+        };
+        const registered = allowedFhirServer(body.fhirServer, req.client!.client.fhirServers ?? []);
+        void delegation.afterAnswer({
+          fhirServer: registered?.href,
+          accessToken: body.fhirAuthorization?.access_token,
+          patient: body.context?.patientId,
+          response: result.response,
+        });
+      }
+      return reply;
     },
   );
 

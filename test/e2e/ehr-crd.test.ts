@@ -17,6 +17,7 @@ import { send } from '../helpers/https.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const SERVICE = 'order-sign-crd';
+const DTR = 'https://dtr.payer.test';
 
 async function trail(ehr: TestEhr): Promise<AuditEvent[]> {
   const out: AuditEvent[] = [];
@@ -29,8 +30,33 @@ describe('EHR and CRD server end to end', () => {
   let crd: TestServer;
 
   before(async () => {
-    ehr = await startTestEhr();
-    crd = await startTestServer({ fhirServers: [ehr.base], fhirCa: ehr.ca });
+    ehr = await startTestEhr({
+      delegation: {
+        audiences: [
+          {
+            audience: DTR,
+            actor: 'example-payer-dtr',
+            organization: DEMO_PAYER,
+            relationship: 'same-organization',
+          },
+        ],
+      },
+    });
+    crd = await startTestServer({
+      fhirServers: [ehr.base],
+      fhirCa: ehr.ca,
+      delegation: {
+        audience: DTR,
+        ehrs: [
+          {
+            fhirServer: ehr.base,
+            tokenEndpoint: `${ehr.base}/oauth/token`,
+            clientId: DEMO_CRD_SERVER_CLIENT,
+            privateJwk: ehr.crdServerKey,
+          },
+        ],
+      },
+    });
   });
   after(async () => {
     await crd?.close();
@@ -141,5 +167,29 @@ describe('EHR and CRD server end to end', () => {
     assert.ok(refused.length > 0, 'the refused read is in the audit trail');
     assert.ok(!JSON.stringify(events).includes(auth.access_token), 'never the token');
     assert.ok(!ehr.logs.join('\n').includes(auth.access_token), 'never in the logs');
+  });
+
+  test('sec-9: documentation needed: the CRD server exchanges the token for a DTR delegate token, never passing it on', async () => {
+    const hookInstance = randomUUID();
+    const auth = await mint(hookInstance);
+    const res = await crd.post(`/cds-services/${SERVICE}`, request(hookInstance, auth));
+    assert.equal(res.status, 200);
+    assert.match(res.text, /"doc-needed"|doc-needed/);
+    // The exchange runs after the answer has left: wait for its audit record at the EHR.
+    let exchanged: AuditEvent | undefined;
+    for (let i = 0; i < 50 && !exchanged; i += 1) {
+      exchanged = (await trail(ehr)).find(
+        (e) =>
+          e.subtype?.some((c) => c.code === 'exchanged') &&
+          JSON.stringify(e).includes(hookInstance),
+      );
+      if (!exchanged) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(exchanged, 'the EHR recorded an RFC 8693 exchange for this hook call');
+    const text = JSON.stringify(exchanged);
+    assert.match(text, /example-payer-dtr/, 'the act chain names the DTR service');
+    assert.match(text, new RegExp(DTR.replace(/[.]/g, '\\.')));
+    assert.ok(!text.includes(auth.access_token), 'never the token itself');
+    await ehr.side.authz.revoke(auth.access_token);
   });
 });

@@ -69,6 +69,11 @@ export interface TestServerOptions {
   corsOrigins?: string[];
   /** More trusted clients (inline JWKS), e.g. a second issuer for the rate-limit tests. */
   extraClients?: Array<{ iss: string; publicJwk: JWK }>;
+  /** `delegation` (RFC 8693 for DTR); private keys are written to files in the data folder. */
+  delegation?: {
+    audience: string;
+    ehrs: Array<{ fhirServer: string; tokenEndpoint: string; clientId: string; privateJwk: JWK }>;
+  };
   /**
    * Mutual TLS: `ca` is the PEM of the CA that client certificates must come from (written to
    * `client-ca.pem`, configured as `tls.ca`); `requestCert` defaults to true.
@@ -136,6 +141,24 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         }
       : {}),
     ...(opts.corsOrigins ? { cors: { origins: opts.corsOrigins } } : {}),
+    ...(opts.delegation
+      ? {
+          delegation: {
+            audience: opts.delegation.audience,
+            ehrs: opts.delegation.ehrs.map((e, i) => {
+              writeFileSync(join(dir, `delegate-${i}.jwk.json`), JSON.stringify(e.privateJwk), {
+                mode: 0o600,
+              });
+              return {
+                fhirServer: e.fhirServer,
+                tokenEndpoint: e.tokenEndpoint,
+                clientId: e.clientId,
+                privateKey: `delegate-${i}.jwk.json`,
+              };
+            }),
+          },
+        }
+      : {}),
     log: { level: 'info' },
   });
   const rules = loadRules(file(0).rules);
