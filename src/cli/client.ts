@@ -194,3 +194,15 @@ export function formatReport(report: CallReport): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** `crdkit client rotate-keys`: a new signing key; the old one stays published until its tokens expire. */
+export async function clientRotateKeys(options: ClientOptions): Promise<void> {
+  const config = await configFor(options);
+  const keys = await SigningKeys.create({ store: config.signingKeyStore });
+  const before = keys.kid;
+  await keys.rotate();
+  process.stderr.write(
+    `crdkit: new CDS Hooks signing key ${keys.kid} (previous ${before} stays published at ` +
+      `${config.baseUrl}/.well-known/jwks.json until its tokens have expired)\n`,
+  );
+}

@@ -13,7 +13,7 @@ import {
   type ReviewCommandOptions,
 } from './audit.js';
 import { call } from './call.js';
-import { clientDiscover, clientHook, type HookOptions } from './client.js';
+import { clientDiscover, clientHook, clientRotateKeys, type HookOptions } from './client.js';
 import { ehr, ehrLoad } from './ehr.js';
 import { serve } from './serve.js';
 
@@ -77,6 +77,14 @@ clientCommand
   .option('--json', 'print JSON')
   .action(async (opts: { config?: string; json?: boolean }) => {
     await clientDiscover(opts).catch(fail);
+  });
+
+clientCommand
+  .command('rotate-keys')
+  .description('start signing with a new key; the old one stays published until its tokens expire')
+  .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
+  .action(async (opts: { config?: string }) => {
+    await clientRotateKeys(opts).catch(fail);
   });
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

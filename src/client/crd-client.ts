@@ -619,3 +619,8 @@ function mapContext(
   }
   return mapped;
 }
+
+/** The CRD client of {@link CrdClientOptions}: `createCrdClient(options).call({ hook, … })`. */
+export function createCrdClient(options: CrdClientOptions): CrdClient {
+  return new CrdClient(options);
+}
