@@ -52,6 +52,11 @@ export async function ehr(options: EhrOptions): Promise<void> {
   say(`crdkit: authorization server ${config.baseUrl}/oauth`);
   say(`crdkit: SMART configuration ${config.fhirBaseUrl}/.well-known/smart-configuration`);
   say(`crdkit: clients: ${config.clients.map((c) => c.clientId).join(', ')}`);
+  if (config.users.length > 0 || config.demo) {
+    logger.warn(
+      'the sign-in step asks for no password (demo users): do not expose /oauth beyond a test network',
+    );
+  }
   if (side.demo) {
     const rel = (p: string) => relative(process.cwd(), p) || '.';
     say(`crdkit: demo patients loaded into ${rel(join(config.dataDir, 'ehr.db'))}`);

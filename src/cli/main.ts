@@ -62,8 +62,10 @@ ehrCommand
   .description("load a FHIR Bundle (for example Synthea output) into the EHR's resource store")
   .argument('<bundleFile>', 'a transaction, batch or collection Bundle (JSON)')
   .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
-  .action(async (bundleFile: string, opts: { config?: string }) => {
-    await ehrLoad(bundleFile, opts).catch(fail);
+  .action(async (bundleFile: string, opts: { config?: string }, cmd: Command) => {
+    // `crdkit ehr load FILE --config X` and `crdkit ehr --config X load FILE` mean the same.
+    const config = opts.config ?? (cmd.optsWithGlobals() as { config?: string }).config;
+    await ehrLoad(bundleFile, config ? { config } : {}).catch(fail);
   });
 
 const clientCommand = program

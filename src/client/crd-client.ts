@@ -141,6 +141,40 @@ export interface CallReport {
 
 const SELF_PAY = new Set(['pay', 'SELFPAY']);
 
+/**
+ * The resource types a payer's prefetch may name (the CRD key resources, found-25): a template
+ * for anything else (Consent, Condition, Observation, …) is not run, and its type is not in the
+ * call's token. The EHR decides what a payer may read, not the payer's discovery document.
+ */
+export const PAYER_READABLE_TYPES: ReadonlySet<string> = new Set([
+  'Patient',
+  'Encounter',
+  'Coverage',
+  'Device',
+  'Medication',
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+  'Appointment',
+  'CommunicationRequest',
+  'DeviceRequest',
+  'MedicationRequest',
+  'NutritionOrder',
+  'ServiceRequest',
+  'VisionPrescription',
+]);
+
+/** The templates whose type a payer may read (a whole-context token such as `{{context.userId}}` has none and is kept). */
+function readableTemplates(templates: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(templates).filter(([, t]) => {
+      const type = /^([A-Z][A-Za-z]+)[/?]/.exec(t.trim())?.[1];
+      return type === undefined || PAYER_READABLE_TYPES.has(type);
+    }),
+  );
+}
+
 function split(reference: string): [string, string] {
   const [type, id] = reference.split('/') as [string, string];
   if (!type || !id) throw new TypeError(`not a reference: ${reference}`);
@@ -307,6 +341,7 @@ export class CrdClient {
     const service = discovery.services.find((s) => s.hook === call.hook);
     if (!service) return { ...result, status: 'no-service' };
     const url = serviceUrl(payer.cdsBaseUrl, service);
+    const templates = readableTemplates(service.prefetch);
     const subject = { patient: call.patient };
     const deadline = o.deadlineMs ?? this.#recent.deadlineMs(call.hook, subject);
     this.#recent.record(subject);
@@ -328,7 +363,7 @@ export class CrdClient {
       ? { prefetch: {}, failed: [] }
       : await runPrefetch(
           {
-            templates: service.prefetch,
+            templates,
             context,
             ...(call.user ? { user: call.user } : {}),
             primaryCoverage: coverage,
@@ -368,7 +403,7 @@ export class CrdClient {
         patient: call.patient,
         ...(call.encounter ? { encounter: call.encounter } : {}),
         service: service.id,
-        declaredTypes: prefetchResourceTypes(service.prefetch),
+        declaredTypes: prefetchResourceTypes(templates),
         hookInstance,
       });
     }

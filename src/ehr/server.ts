@@ -6,13 +6,16 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { openAuditStore, type AuditStore } from '../audit/index.js';
 import { compilePolicy, judgeResource, loadSharingPolicy } from '../client/policy/index.js';
+import { stripElements } from '../client/policy/elements.js';
+import { patientOf } from './store/index.js';
 import { SigningKeys } from '../client/transport/index.js';
-import type { Consent, Resource } from '@medplum/fhirtypes';
+import type { Consent, Coverage, Organization, Resource } from '@medplum/fhirtypes';
 import type { AccessGrant } from './types.js';
 import { serverTlsOptions } from '../tls/options.js';
 import {
@@ -43,32 +46,79 @@ export interface EhrSide {
   audit: AuditStore;
   /** The demo records, when the store was seeded. */
   demo?: DemoRefs;
+  /** The CRD client's signing key store (published at `/.well-known/jwks.json`). */
+  signingKeyStore: string;
   close(): Promise<void>;
 }
 
 /**
  * The sharing policy the CRD client applies, applied again to the payers' own queries: data the
- * client would withhold from a call is not readable with that call's token either.
+ * client would withhold from a call is not readable with that call's token either; elements the
+ * client strips are stripped here too; and a payer sees only the coverages it is the payor of
+ * (dev-29: the client sends no other payer's coverage, so neither does the API).
  */
 function payerSharing(config: EhrConfig, store: ResourceStore) {
-  const policy = compilePolicy(loadSharingPolicy(config.crdClient?.policy));
-  const identity = (payer: string) => {
-    const id = config.crdClient?.payers.find((p) => p.id === payer)?.identifiers[0];
-    return id ? { identifier: `${id.system}|${id.value}` } : {};
+  const settings = loadSharingPolicy(config.crdClient?.policy);
+  const policy = compilePolicy(settings);
+  const identifiersOf = (payer: string) =>
+    config.crdClient?.payers.find((p) => p.id === payer)?.identifiers ?? [
+      { system: 'urn:crdkit:payer', value: payer },
+    ];
+  const isPayor = (coverage: Coverage, payer: string): boolean => {
+    const ours = identifiersOf(payer);
+    const match = (ids: Array<{ system?: string; value?: string }> | undefined) =>
+      (ids ?? []).some((i) => ours.some((o) => o.system === i.system && o.value === i.value));
+    return (coverage.payor ?? []).some((ref) => {
+      if (ref.identifier && match([ref.identifier])) return true;
+      const local = /^Organization\/([A-Za-z0-9.-]{1,64})$/.exec(ref.reference ?? '');
+      return local ? match(store.read<Organization>('Organization', local[1]!)?.identifier) : false;
+    });
   };
-  return (resource: Resource, grant: AccessGrant): boolean => {
-    const consents = grant.patient
+  const withhold = (resource: Resource, grant: AccessGrant): boolean => {
+    if (resource.resourceType === 'Consent') return true; // what a patient restricted is private
+    if (resource.resourceType === 'Coverage' && !isPayor(resource, grant.payer!)) return true;
+    const patient = grant.patient ?? patientOf(resource);
+    const consents = patient
       ? store.search<Consent>('Consent', [
-          { name: 'patient', values: [grant.patient] },
+          { name: 'patient', values: [`Patient/${patient}`] },
           { name: 'status', values: ['active'] },
         ])
       : [];
+    const id = identifiersOf(grant.payer!)[0];
     const reasons = judgeResource(policy, resource as never, {
       consents,
-      payer: identity(grant.payer!),
+      payer: id ? { identifier: `${id.system}|${id.value}` } : {},
       now: new Date(),
     });
     return reasons.length > 0;
+  };
+  const redact = (resource: Resource): Resource => {
+    const copy = structuredClone(resource) as Resource & Record<string, unknown>;
+    stripElements(copy, settings.elements ?? []);
+    return copy;
+  };
+  return { withhold, redact };
+}
+
+/**
+ * The public JWK Set of the CRD client's signing keys, re-read only when the key store changes
+ * (`crdkit client rotate-keys`), one load at a time: requests never write the store.
+ */
+function publishedKeys(store: string): () => Promise<{ keys: unknown[] }> {
+  let loaded: { mtimeMs: number; jwks: { keys: unknown[] } } | undefined;
+  let loading: Promise<{ keys: unknown[] }> | undefined;
+  return async () => {
+    const mtimeMs = existsSync(store) ? statSync(store).mtimeMs : -1;
+    if (loaded && loaded.mtimeMs === mtimeMs) return loaded.jwks;
+    loading ??= SigningKeys.create({ store })
+      .then((keys) => {
+        loaded = { mtimeMs: existsSync(store) ? statSync(store).mtimeMs : -1, jwks: keys.jwks() };
+        return loaded.jwks;
+      })
+      .finally(() => {
+        loading = undefined;
+      });
+    return loading;
   };
 }
 
@@ -95,7 +145,12 @@ async function buildApp(config: EhrConfig, logger: Logger, authz: EhrAuthorizati
     // OAuth paths go to oidc-provider (Koa) before Fastify routes anything.
     serverFactory: (handler) =>
       createServer(
-        { ...tls, headersTimeout: 10_000, connectionsCheckingInterval: 2_000 },
+        {
+          ...tls,
+          headersTimeout: 10_000,
+          requestTimeout: 30_000,
+          connectionsCheckingInterval: 2_000,
+        },
         (req: IncomingMessage, res: ServerResponse) => {
           const path = (req.url ?? '/').split('?')[0]!;
           if (authz.ownsPath(path)) authz.handle(req, res);
@@ -107,6 +162,8 @@ async function buildApp(config: EhrConfig, logger: Logger, authz: EhrAuthorizati
     requestTimeout: 30_000,
     return503OnClosing: true,
     trustProxy: false,
+    // Request paths carry resource ids: the FHIR API logs its own line without them.
+    logController: new LogController({ disableRequestLogging: true }),
   });
 }
 
@@ -141,10 +198,22 @@ export async function openAuthorization(
   demo?: DemoRefs,
 ): Promise<EhrAuthorizationServer> {
   const authz = await createAuthorizationServer(authorizationOptions(config, audit, logger, demo));
+  // A delegate token whose audit record fails is withdrawn: kept by audit id until then.
+  const issued = new Map<string, string>();
   registerTokenExchange(authz.provider, {
     fhirBaseUrl: config.fhirBaseUrl,
     resolveSubject: (token) => authz.resolver.resolve(token),
-    issue: (grant, clientId) => authz.issueToken(grant, clientId),
+    issue: async (grant, clientId) => {
+      const token = await authz.issueToken(grant, clientId);
+      issued.set(token.tokenId, token.access_token);
+      setTimeout(() => issued.delete(token.tokenId), 10_000).unref();
+      return token;
+    },
+    revoke: async (tokenId) => {
+      const token = issued.get(tokenId);
+      issued.delete(tokenId);
+      if (token) await authz.revoke(token);
+    },
     audiences: config.delegation.audiences,
     audit,
     instance: config.audit.instance,
@@ -190,14 +259,15 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       ids,
       audit,
       instance,
-      withhold: payerSharing(config, store),
+      ...payerSharing(config, store),
     });
     // The CDS Hooks JWK Set of this EHR's CRD client (the `jku` payers fetch): public keys only,
     // read from the key store each time so a rotation by `crdkit client` shows at once.
-    app.get('/.well-known/jwks.json', async (_req, reply) => {
-      const keys = await SigningKeys.create({ store: config.signingKeyStore });
-      return reply.header('cache-control', 'public, max-age=60').send(keys.jwks());
-    });
+    const published = publishedKeys(config.signingKeyStore);
+    await published(); // creates the first key once, at start-up, before any request
+    app.get('/.well-known/jwks.json', async (_req, reply) =>
+      reply.header('cache-control', 'public, max-age=60').send(await published()),
+    );
     closers.push(() => app.close());
     return {
       app,
@@ -206,6 +276,7 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       ids,
       audit,
       ...(demo ? { demo } : {}),
+      signingKeyStore: config.signingKeyStore,
       async close() {
         for (const close of closers.reverse()) await close();
       },

@@ -61,6 +61,8 @@ async function stubPayer(pem: { cert: string; key: string }) {
                   pt: 'Patient/{{context.patientId}}',
                   cov: 'Coverage?patient={{context.patientId}}&status=active',
                   enc: 'Encounter/{{context.encounterId}}',
+                  // A payer asking for more than the CRD key resources gets nothing of it.
+                  consents: 'Consent?patient={{context.patientId}}',
                 },
                 extension: {
                   'davinci-crd.version': ['2.2'],
@@ -313,6 +315,13 @@ describe('CRD client against unknown payers', () => {
     assert.deepEqual(secondary.calls[0]!.body.extension['davinci-crd.configuration'], {
       'coverage-info': false,
     });
+  });
+
+  test('found-21: a template for a type outside the CRD key resources is not run, nor in the token', () => {
+    for (const stub of [primary, secondary]) {
+      assert.ok(!('consents' in stub.calls[0]!.body.prefetch));
+      assert.doesNotMatch(stub.calls[0]!.body.fhirAuthorization.scope, /Consent/);
+    }
   });
 
   test('found-22: the token lives 30 s or less, reads only the declared types, and is revoked after', async () => {

@@ -8,7 +8,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { AuditEvent, DeviceRequest, Patient } from '@medplum/fhirtypes';
+import { statSync } from 'node:fs';
+import type {
+  AuditEvent,
+  Consent,
+  DeviceRequest,
+  Patient,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
 import { ORDER_DRAFT_PREFETCH, prefetchResourceTypes } from '../../src/crd/prefetch-templates.js';
 import { DEMO_CRD_SERVER_CLIENT, DEMO_PAYER } from '../../src/ehr/demo.js';
 import { reviewAccesses } from '../../src/ehr/review.js';
@@ -190,6 +197,129 @@ describe('EHR and CRD server end to end', () => {
     assert.match(text, /example-payer-dtr/, 'the act chain names the DTR service');
     assert.match(text, new RegExp(DTR.replace(/[.]/g, '\\.')));
     assert.ok(!text.includes(auth.access_token), 'never the token itself');
+    await ehr.side.authz.revoke(auth.access_token);
+  });
+
+  /** A token the demo payer's CRD server gets for a call about Avery, reading `types`. */
+  async function payerToken(types: string[]) {
+    const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
+    const auth = await ehr.side.authz.mintHookToken({
+      clientId: DEMO_CRD_SERVER_CLIENT,
+      patient,
+      service: SERVICE,
+      declaredTypes: types,
+      hookInstance: randomUUID(),
+    });
+    const get = (path: string) =>
+      send(`${ehr.fhirBase}/${path}`, {
+        ca: ehr.ca,
+        headers: { authorization: `Bearer ${auth.access_token}` },
+      });
+    return {
+      auth,
+      get,
+      opaque: (t: string, id: string) => ehr.side.ids.toOpaque(DEMO_PAYER, t, id),
+    };
+  }
+
+  test('dev-29: a payer reading the FHIR API sees only the coverages it is the payor of', async () => {
+    const { auth, get, opaque } = await payerToken(['Coverage']);
+    const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
+    const res = await get(`Coverage?patient=${opaque('Patient', patient)}`);
+    assert.equal(res.status, 200);
+    const payors = (res.json.entry ?? []).map((e: { resource: { payor: unknown } }) =>
+      JSON.stringify(e.resource.payor),
+    );
+    assert.ok(payors.length >= 1);
+    for (const p of payors) assert.match(p, /example-payer/);
+    assert.doesNotMatch(res.text, /other-payer|OMI-/);
+    await ehr.side.authz.revoke(auth.access_token);
+  });
+
+  test("hrex-sec-5: an order the patient's Consent denies to this payer is unseen; narrative is stripped", async () => {
+    const [, patient] = ehr.side.demo!['patient-avery'].split('/') as [string, string];
+    const { store } = ehr.side;
+    const denied = store.create<ServiceRequest>({
+      resourceType: 'ServiceRequest',
+      status: 'draft',
+      intent: 'order',
+      code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '72148' }] },
+      subject: { reference: `Patient/${patient}` },
+      text: {
+        status: 'generated',
+        div: '<div xmlns="http://www.w3.org/1999/xhtml">private note</div>',
+      },
+    });
+    const plain = store.create<ServiceRequest>({
+      resourceType: 'ServiceRequest',
+      status: 'draft',
+      intent: 'order',
+      code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97110' }] },
+      subject: { reference: `Patient/${patient}` },
+      text: {
+        status: 'generated',
+        div: '<div xmlns="http://www.w3.org/1999/xhtml">private note</div>',
+      },
+    });
+    store.create<Consent>({
+      resourceType: 'Consent',
+      status: 'active',
+      scope: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' },
+        ],
+      },
+      category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+      patient: { reference: `Patient/${patient}` },
+      provision: {
+        type: 'permit',
+        provision: [
+          {
+            type: 'deny',
+            actor: [
+              {
+                role: {
+                  coding: [
+                    {
+                      system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType',
+                      code: 'IRCP',
+                    },
+                  ],
+                },
+                reference: { identifier: { system: 'urn:crdkit:payer', value: DEMO_PAYER } },
+              },
+            ],
+            code: [{ coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '72148' }] }],
+          },
+        ],
+      },
+    });
+    const { auth, get, opaque } = await payerToken(['ServiceRequest', 'Consent']);
+    assert.equal((await get(`ServiceRequest/${opaque('ServiceRequest', denied.id!)}`)).status, 404);
+    const ok = await get(`ServiceRequest/${opaque('ServiceRequest', plain.id!)}`);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.text, undefined, 'narrative stripped');
+    assert.ok(ok.json.meta.security.some((l: { code: string }) => l.code === 'REDACTED'));
+    const consents = await get(`Consent?patient=${opaque('Patient', patient)}`);
+    assert.equal(consents.json.entry?.length ?? 0, 0, 'Consents never reach a payer');
+    await ehr.side.authz.revoke(auth.access_token);
+  });
+
+  test('sec-1: the JWK Set answers many concurrent fetches alike, and never rewrites the key store', async () => {
+    const before = statSync(ehr.side.signingKeyStore).mtimeMs;
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () => send(`${ehr.base}/.well-known/jwks.json`, { ca: ehr.ca })),
+    );
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
+    assert.equal(new Set(answers.map((a) => a.text)).size, 1);
+    assert.ok(!answers[0]!.text.includes('"d"'), 'public keys only');
+    assert.equal(statSync(ehr.side.signingKeyStore).mtimeMs, before);
+  });
+
+  test('fhir: a search with more parameters than any real query is a 400, not a 500', async () => {
+    const { auth, get } = await payerToken(['Patient']);
+    const res = await get(`Patient?${Array.from({ length: 60 }, (_, i) => `_id=x${i}`).join('&')}`);
+    assert.equal(res.status, 400);
     await ehr.side.authz.revoke(auth.access_token);
   });
 });

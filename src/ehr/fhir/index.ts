@@ -55,6 +55,8 @@ export interface FhirApiOptions {
    * one the token may not see (404 on read, left out of searches).
    */
   withhold?: (resource: Resource, grant: AccessGrant) => boolean;
+  /** The same policy's stripped elements: a copy of `resource` as that payer may see it. */
+  redact?: (resource: Resource, grant: AccessGrant) => Resource;
   /** The clock (tests freeze it). */
   now?: () => Date;
 }
@@ -154,6 +156,12 @@ export async function registerFhirApi(
     baseUrl,
     access: req.ehrFhir!,
     view: req.ehrFhir!.view!,
+    ...(opts.redact
+      ? {
+          redact: (r: Resource) =>
+            req.ehrFhir!.view!.payer !== undefined ? opts.redact!(r, req.ehrFhir!.grant!) : r,
+        }
+      : {}),
     ...(opts.withhold
       ? {
           withhold: (r: Resource) =>

@@ -30,6 +30,8 @@ export interface InteractionContext {
   onGuard(type: string): void;
   /** The sharing policy for payers: true when the resource must not leave. */
   withhold?: (resource: Resource) => boolean;
+  /** The sharing policy's stripped elements, on a copy. */
+  redact?: (resource: Resource) => Resource;
 }
 
 type Json = Record<string, unknown>;
@@ -72,7 +74,8 @@ export function read(ctx: InteractionContext, type: string, id: string): Answer 
   guard(ctx, [found]);
   touch(ctx.access, found);
   const { location: _location, ...headers } = versionHeaders(ctx, found);
-  return { status: 200, body: ctx.view.outgoing(found), headers };
+  const shown = ctx.redact ? ctx.redact(found) : found;
+  return { status: 200, body: ctx.view.outgoing(shown), headers };
 }
 
 /**
@@ -121,7 +124,8 @@ export function search(
   }
   guard(ctx, [...matches, ...included]);
   [...matches, ...included].forEach((r) => touch(ctx.access, r));
-  const bundle = searchset(ctx.baseUrl, selfUrl, matches, included);
+  const shown = (list: Resource[]) => (ctx.redact ? list.map(ctx.redact) : list);
+  const bundle = searchset(ctx.baseUrl, selfUrl, shown(matches), shown(included));
   return { status: 200, body: ctx.view.outgoing(bundle) };
 }
 

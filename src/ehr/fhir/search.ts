@@ -92,6 +92,9 @@ function parseInclude(type: string, value: string): ParsedSearch['includes'][num
  * `_id` is an empty result, as FHIR has it). Throws `FhirApiError` 400 for unknown parameters,
  * modifiers, chains and malformed values, 406 for a `_format` other than JSON.
  */
+/** The most search parameters one request may carry. */
+export const MAX_PARAMETERS = 50;
+
 export function parseSearch(
   type: string,
   params: Array<[string, string]>,
@@ -99,6 +102,8 @@ export function parseSearch(
   baseUrl: string,
 ): ParsedSearch {
   const parsed: ParsedSearch = { criteria: [], includes: [], names: [], patients: [] };
+  // More parameters than any real query has: refused before it reaches the store.
+  if (params.length > MAX_PARAMETERS) throw new FhirApiError('ERR_SEARCH_TOO_BROAD');
   for (const [name, raw] of params) {
     parsed.names.push(name);
     if (name === '_format') {
