@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 /**
  * `crdkit audit verify | export | purge | review`: the audit trail from the command line
  * (found-38, sec-8).
@@ -35,6 +36,13 @@ async function auditSettings(
   return options.ehr ? (await ehrDemoConfig()).config : (await demoConfig()).config;
 }
 
+/** Which trail: the SQLite file, or the PostgreSQL host and database (never the password). */
+function describeStore(config: Pick<Config, 'audit' | 'dataDir'>): string {
+  if (config.audit.store === 'sqlite') return join(config.dataDir, 'audit.db');
+  const url = new URL(config.audit.store);
+  return `postgres ${url.host}${url.pathname}`;
+}
+
 async function open(
   options: AuditCommandOptions,
 ): Promise<{ store: AuditStore; config: Pick<Config, 'audit' | 'dataDir'> }> {
@@ -45,11 +53,13 @@ async function open(
 
 /** Checks the chain; resolves with the exit code (0 only when intact). */
 export async function auditVerify(options: AuditCommandOptions): Promise<number> {
-  const { store } = await open(options);
+  const { store, config } = await open(options);
   try {
     const result = await store.verify();
     if (result.ok) {
-      process.stderr.write(`crdkit: audit trail intact: ${result.records} records\n`);
+      process.stderr.write(
+        `crdkit: audit trail intact: ${result.records} records (${describeStore(config)})\n`,
+      );
       return 0;
     }
     const { id, seq, problem } = result.firstBad;

@@ -59,7 +59,7 @@ export async function ehr(options: EhrOptions): Promise<void> {
   }
   if (side.demo) {
     const rel = (p: string) => relative(process.cwd(), p) || '.';
-    say(`crdkit: demo patients loaded into ${rel(join(config.dataDir, 'ehr.db'))}`);
+    say(`crdkit: demo patients in ${rel(join(config.dataDir, 'ehr.db'))}`);
   }
   if (config.demo) {
     logger.warn('running with DEMO credentials and synthetic patients: not for real data');
@@ -96,11 +96,20 @@ export async function ehrLoad(file: string, options: { config?: string }): Promi
   }
   const store = openResourceStore({ path: join(config.dataDir, 'ehr.db') });
   try {
-    const { resources } = loadBundle(store, bundle);
+    const { resources, ids } = loadBundle(store, bundle);
     const counts = new Map<string, number>();
     for (const r of resources) counts.set(r.resourceType, (counts.get(r.resourceType) ?? 0) + 1);
     say(`crdkit: loaded ${resources.length} resources from ${file}`);
     for (const [type, n] of [...counts].sort()) say(`  ${type}: ${n}`);
+    // The new ids of patients and orders: what `crdkit client` is called with.
+    const shown =
+      /^(Patient|DeviceRequest|MedicationRequest|ServiceRequest|NutritionOrder|VisionPrescription|CommunicationRequest|Appointment)\//;
+    const printed = new Set<string>();
+    for (const [was, now] of ids) {
+      if (!shown.test(now) || printed.has(now)) continue;
+      printed.add(now);
+      say(`  ${now} (was ${was})`);
+    }
   } finally {
     store.close();
   }

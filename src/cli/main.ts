@@ -13,8 +13,7 @@ import {
   type ReviewCommandOptions,
 } from './audit.js';
 import { call } from './call.js';
-import { clientDiscover, clientHook, clientRotateKeys, type HookOptions } from './client.js';
-import { ehr, ehrLoad } from './ehr.js';
+import type { HookOptions } from './client.js';
 import { serve } from './serve.js';
 
 function port(value: string): number {
@@ -54,6 +53,7 @@ const ehrCommand = program
   .option('-c, --config <file>', 'JSON EHR configuration file (see docs/ehr.md)')
   .option('-p, --port <n>', 'listen on this port (overrides listen.port)', port)
   .action(async (opts: { config?: string; port?: number }) => {
+    const { ehr } = await import('./ehr.js'); // oidc-provider loads only for the EHR commands
     await ehr(opts).catch(fail);
   });
 
@@ -65,6 +65,7 @@ ehrCommand
   .action(async (bundleFile: string, opts: { config?: string }, cmd: Command) => {
     // `crdkit ehr load FILE --config X` and `crdkit ehr --config X load FILE` mean the same.
     const config = opts.config ?? (cmd.optsWithGlobals() as { config?: string }).config;
+    const { ehrLoad } = await import('./ehr.js');
     await ehrLoad(bundleFile, config ? { config } : {}).catch(fail);
   });
 
@@ -78,6 +79,7 @@ clientCommand
   .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
   .option('--json', 'print JSON')
   .action(async (opts: { config?: string; json?: boolean }) => {
+    const { clientDiscover } = await import('./client.js');
     await clientDiscover(opts).catch(fail);
   });
 
@@ -86,6 +88,7 @@ clientCommand
   .description('start signing with a new key; the old one stays published until its tokens expire')
   .option('-c, --config <file>', 'JSON EHR configuration file (default: the demo EHR)')
   .action(async (opts: { config?: string }) => {
+    const { clientRotateKeys } = await import('./client.js');
     await clientRotateKeys(opts).catch(fail);
   });
 
@@ -111,6 +114,7 @@ for (const hook of [
     .option('--json', 'print the whole report as JSON')
     .action(async (opts: HookOptions) => {
       try {
+        const { clientHook } = await import('./client.js');
         process.exitCode = await clientHook(hook, opts);
       } catch (err) {
         fail(err);
@@ -158,7 +162,9 @@ program
 
 const audit = program
   .command('audit')
-  .description('the audit trail: verify its hash chain, export AuditEvents, purge old payloads');
+  .description(
+    "the audit trail: verify its hash chain, export AuditEvents, purge old payloads, review payers' accesses",
+  );
 const configOption = [
   '-c, --config <file>',
   'JSON configuration file (default: the demo)',

@@ -140,6 +140,27 @@ export interface CallReport {
 }
 
 const SELF_PAY = new Set(['pay', 'SELFPAY']);
+const ORDER_HOOKS = new Set(['order-sign', 'order-select', 'order-dispatch']);
+
+/** A call that cannot be made as asked (unknown patient, order of another patient, …). */
+export class CallError extends Error {
+  override name = 'CallError';
+}
+
+/** Whether an order or appointment is about `patient` (its subject, patient or participant). */
+function belongsTo(resource: Resource, patient: string): boolean {
+  const r = resource as {
+    subject?: { reference?: string };
+    patient?: { reference?: string };
+    participant?: Array<{ actor?: { reference?: string } }>;
+  };
+  const refs = [
+    r.subject?.reference,
+    r.patient?.reference,
+    ...(r.participant ?? []).map((p) => p.actor?.reference),
+  ];
+  return refs.includes(`Patient/${patient}`);
+}
 
 /**
  * The resource types a payer's prefetch may name (the CRD key resources, found-25): a template
@@ -285,6 +306,33 @@ export class CrdClient {
    */
   async call(call: HookCall): Promise<CallReport> {
     const signal = AbortSignal.timeout(30_000);
+    // Checked before any payer is contacted: the call is about this patient and these orders.
+    if (!(await this.#o.fhir.read('Patient', call.patient, signal))) {
+      throw new CallError(`Patient/${call.patient} not found in the EHR`);
+    }
+    if (ORDER_HOOKS.has(call.hook) || call.hook === 'appointment-book') {
+      if (!call.orders?.length) throw new CallError(`${call.hook} needs at least one order`);
+    }
+    const orders = await Promise.all(
+      (call.orders ?? []).map(async (ref) => {
+        const [type, id] = split(ref);
+        const resource = await this.#o.fhir.read(type, id, signal);
+        if (!resource) throw new CallError(`${ref} not found in the EHR`);
+        if (!belongsTo(resource, call.patient)) {
+          throw new CallError(`${ref} is not an order of Patient/${call.patient}`);
+        }
+        return resource;
+      }),
+    );
+    if (call.user) {
+      const [type, id] = split(call.user);
+      if (!/^(Practitioner|PractitionerRole)$/.test(type)) {
+        throw new CallError('the user must be a Practitioner or PractitionerRole');
+      }
+      if (!(await this.#o.fhir.read(type, id, signal))) {
+        throw new CallError(`${call.user} not found in the EHR`);
+      }
+    }
     const coverages = await this.#coverages(call.patient, signal);
     if (coverages.length === 0) {
       return {
@@ -294,14 +342,6 @@ export class CrdClient {
         note: 'no active coverage with a configured payer (dev-26): no CRD call',
       };
     }
-    const orders = await Promise.all(
-      (call.orders ?? []).map(async (ref) => {
-        const [type, id] = split(ref);
-        const resource = await this.#o.fhir.read(type, id, signal);
-        if (!resource) throw new Error(`${type} not found in the EHR`);
-        return resource;
-      }),
-    );
     // The user in context: given, or else the clinician who requested the first order.
     if (!call.user && call.hook !== 'order-dispatch') {
       const requester = (orders[0] as { requester?: { reference?: string } } | undefined)?.requester

@@ -173,8 +173,13 @@ export function readJsonConfig(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    throw new ConfigError('', `cannot read the configuration file ${path}`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+    throw new ConfigError(
+      '',
+      `cannot read the configuration file ${path}${why ? ` (${why})` : ''}`,
+    );
   }
   let raw: unknown;
   try {

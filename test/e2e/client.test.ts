@@ -137,8 +137,40 @@ describe('CRD client end to end', () => {
 
   test('dev-26: a patient without coverage is not sent to any payer', async () => {
     const casey = ehr.side.demo!['patient-casey'].split('/')[1]!;
-    const report = await client.call({ hook: 'order-sign', patient: casey, orders: [] });
+    const report = await client.call({
+      hook: 'encounter-start',
+      patient: casey,
+      user: ehr.side.demo!['pract-morgan'],
+    });
     assert.equal(report.results.length, 0);
     assert.match(report.note ?? '', /no active coverage/);
+  });
+
+  test("sec-5: another patient's order, an unknown patient or user is refused before any payer is called", async () => {
+    const blake = ehr.side.demo!['patient-blake'].split('/')[1]!;
+    const user = ehr.side.demo!['pract-morgan'];
+    const cases: Array<[Parameters<CrdClient['call']>[0], RegExp]> = [
+      [
+        { hook: 'order-sign', patient: blake, user, orders: [ehr.side.demo!['order-oxygen']] },
+        /is not an order of Patient\//,
+      ],
+      [{ hook: 'order-sign', patient: 'no-such-patient', user, orders: [] }, /not found/],
+      [{ hook: 'order-sign', patient: blake, user }, /needs at least one order/],
+      [
+        {
+          hook: 'order-sign',
+          patient: blake,
+          user: 'Practitioner/nobody',
+          orders: [ehr.side.demo!['order-blepharoplasty']],
+        },
+        /Practitioner\/nobody not found/,
+      ],
+    ];
+    for (const [call, message] of cases) {
+      await assert.rejects(
+        client.call(call),
+        (err: Error) => err.name === 'CallError' && message.test(err.message),
+      );
+    }
   });
 });
