@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ConfigError } from '../config/load.js';
+import { listenOrExplain } from './serve.js';
 import { loadEhrConfig, type EhrConfig } from '../ehr/config.js';
 import { ehrDemoConfig } from '../ehr/demo.js';
 import { buildEhr } from '../ehr/server.js';
@@ -36,16 +37,10 @@ export async function ehr(options: EhrOptions): Promise<void> {
   const logger = createLogger(config.log.level);
   const side = await buildEhr({ config, logger });
   try {
-    await side.app.listen({ host: config.listen.host, port: config.listen.port });
+    await listenOrExplain(side.app, config.listen);
   } catch (err) {
     await side.close();
-    const code = (err as NodeJS.ErrnoException).code;
-    const where = `${config.listen.host}:${config.listen.port}`;
-    throw new Error(
-      code === 'EADDRINUSE'
-        ? `port in use: ${where} (try --port)`
-        : `cannot listen on ${where}: ${code ?? (err as Error).message}`,
-    );
+    throw err;
   }
   say(`crdkit: EHR listening on ${config.listen.host}:${config.listen.port}`);
   say(`crdkit: FHIR API for payers at ${config.fhirBaseUrl} (CapabilityStatement: /metadata)`);

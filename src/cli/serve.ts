@@ -18,6 +18,24 @@ export interface ServeOptions {
 
 const say = (line = '') => process.stderr.write(`${line}\n`);
 
+/** Listens, or throws an error that says what to do (a port in use: `--port`). */
+export async function listenOrExplain(
+  app: { listen(o: { host: string; port: number }): Promise<unknown> },
+  listen: { host: string; port: number },
+): Promise<void> {
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${listen.host}:${listen.port}`;
+    throw new Error(
+      code === 'EADDRINUSE'
+        ? `port in use: ${where} (try --port)`
+        : `cannot listen on ${where}: ${code ?? (err as Error).message}`,
+    );
+  }
+}
+
 /** Starts the server and resolves once it listens; stops cleanly on SIGINT and SIGTERM. */
 export async function serve(options: ServeOptions): Promise<void> {
   let config: Config;
@@ -40,17 +58,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const replay = await openReplayStore(config, { logger });
   const audit = await openConfiguredAuditStore(config);
   const app = await buildServer({ config, logger, rules, replay, audit });
-  try {
-    await app.listen({ host: config.listen.host, port: config.listen.port });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const where = `${config.listen.host}:${config.listen.port}`;
-    throw new Error(
-      code === 'EADDRINUSE'
-        ? `port in use: ${where} (try --port)`
-        : `cannot listen on ${where}: ${code ?? (err as Error).message}`,
-    );
-  }
+  await listenOrExplain(app, config.listen);
   const clients = config.clients.map((c) => (c.name ? `${c.name} (${c.iss})` : c.iss)).join(', ');
   const address = app.server.address();
   const listening =

@@ -13,6 +13,7 @@ import type { Bundle, Coverage, Extension, Organization, Resource } from '@medpl
 import type { Logger } from 'pino';
 import type { AuditStore } from '../audit/types.js';
 import { SUPPORTED_VERSIONS } from '../crd/configuration.js';
+import { ORDER_TYPES } from '../crd/hooks.js';
 import { prefetchResourceTypes } from '../crd/prefetch-templates.js';
 import type { FhirClient } from '../fhir/client.js';
 import type { FhirAuthorization, HookTokenInput } from '../ehr/authz/types.js';
@@ -178,12 +179,7 @@ export const PAYER_READABLE_TYPES: ReadonlySet<string> = new Set([
   'Organization',
   'Location',
   'Appointment',
-  'CommunicationRequest',
-  'DeviceRequest',
-  'MedicationRequest',
-  'NutritionOrder',
-  'ServiceRequest',
-  'VisionPrescription',
+  ...ORDER_TYPES,
 ]);
 
 /** The templates whose type a payer may read (a whole-context token such as `{{context.userId}}` has none and is kept). */

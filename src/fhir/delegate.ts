@@ -149,6 +149,28 @@ export async function clientAssertion(
 const OAUTH_ERROR = /^[a-z_]{1,64}$/;
 
 /**
+ * Adds the client's authentication to a token request (`client_secret_basic`, or a
+ * `private_key_jwt` assertion for `url`) and returns the form body to send.
+ */
+async function authenticated(
+  form: URLSearchParams,
+  headers: Record<string, string>,
+  client: DelegateClient,
+  url: URL,
+): Promise<Buffer> {
+  if ('clientSecret' in client) {
+    headers.Authorization = basic(client.clientId, client.clientSecret);
+  } else {
+    form.set('client_id', client.clientId);
+    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+    form.set('client_assertion', await clientAssertion(client, url.href));
+  }
+  const body = Buffer.from(form.toString());
+  headers['Content-Length'] = String(body.length);
+  return body;
+}
+
+/**
  * Exchanges `subjectToken` for a delegate token for `audience` (RFC 8693), authenticating with
  * private_key_jwt or client_secret_basic.
  */
@@ -176,15 +198,7 @@ export async function exchangeToken(opts: ExchangeTokenOptions): Promise<Exchang
     'Content-Type': 'application/x-www-form-urlencoded',
     Accept: 'application/json',
   };
-  if ('clientSecret' in client) {
-    headers.Authorization = basic(client.clientId, client.clientSecret);
-  } else {
-    form.set('client_id', client.clientId);
-    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
-    form.set('client_assertion', await clientAssertion(client, url.href));
-  }
-  const body = Buffer.from(form.toString());
-  headers['Content-Length'] = String(body.length);
+  const body = await authenticated(form, headers, client, url);
 
   const { status, text } = await post(
     url,
@@ -346,14 +360,7 @@ export async function clientCredentialsToken(
     'Content-Type': 'application/x-www-form-urlencoded',
     Accept: 'application/json',
   };
-  if ('clientSecret' in client) {
-    headers.Authorization = basic(client.clientId, client.clientSecret);
-  } else {
-    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
-    form.set('client_assertion', await clientAssertion(client, url.href));
-  }
-  const body = Buffer.from(form.toString());
-  headers['Content-Length'] = String(body.length);
+  const body = await authenticated(form, headers, client, url);
   const { status, text } = await post(
     url,
     headers,

@@ -6,16 +6,10 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { searchParameter } from '../store/search-params.js';
 
+import { ORDER_TYPES } from '../../crd/hooks.js';
+
 /** The order types of CRD (select, sign and dispatch) plus Appointment: coverage-info targets. */
-export const UPDATE_TYPES = [
-  'Appointment',
-  'CommunicationRequest',
-  'DeviceRequest',
-  'MedicationRequest',
-  'NutritionOrder',
-  'ServiceRequest',
-  'VisionPrescription',
-] as const;
+export const UPDATE_TYPES = ['Appointment', ...ORDER_TYPES] as const;
 
 /** Types a payer may create: form-completion Tasks (CRD) and ClaimResponses (the CRD test kit). */
 export const CREATE_TYPES = ['Task', 'ClaimResponse'] as const;
