@@ -173,8 +173,12 @@ export function authorizationOptions(
   audit: AuditStore,
   logger: Logger,
   demo?: DemoRefs,
+  ids?: OpaqueIds,
 ): AuthorizationServerOptions {
   return {
+    ...(ids
+      ? { externalIds: (payer: string, type: string, id: string) => ids.toOpaque(payer, type, id) }
+      : {}),
     baseUrl: config.baseUrl,
     clients: config.clients,
     store: authzStore(config),
@@ -196,8 +200,11 @@ export async function openAuthorization(
   audit: AuditStore,
   logger: Logger,
   demo?: DemoRefs,
+  ids?: OpaqueIds,
 ): Promise<EhrAuthorizationServer> {
-  const authz = await createAuthorizationServer(authorizationOptions(config, audit, logger, demo));
+  const authz = await createAuthorizationServer(
+    authorizationOptions(config, audit, logger, demo, ids),
+  );
   // A delegate token whose audit record fails is withdrawn: kept by audit id until then.
   const issued = new Map<string, string>();
   registerTokenExchange(authz.provider, {
@@ -248,7 +255,7 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       secret: Buffer.from(config.secrets.idKey, 'base64'),
     });
     closers.push(() => ids.close?.());
-    const authz = await openAuthorization(config, audit, logger, demo);
+    const authz = await openAuthorization(config, audit, logger, demo, ids);
     closers.push(() => authz.close());
     const app = await buildApp(config, logger, authz);
     await registerFhirApi(app, {

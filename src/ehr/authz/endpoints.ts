@@ -58,6 +58,7 @@ export function observeEndpoints(
   provider: Provider,
   clients: ReadonlyMap<string, EhrClient>,
   events: TokenEvents,
+  externalIds?: (payer: string, type: string, id: string) => string,
 ): void {
   const refusals = new WeakMap<object, OAuthError>();
   const destroyed = new WeakMap<object, Token[]>();
@@ -91,6 +92,20 @@ export function observeEndpoints(
     const extra = (at?.extra ?? {}) as TokenExtra;
     for (const key of ['patient', 'encounter', 'fhirContext', 'appContext'] as const) {
       if (extra[key] !== undefined) body[key] = extra[key];
+    }
+    // sec-7: a payer's app sees the payer's ids, as the FHIR API will answer it.
+    const payer = clients.get(String(ctx.oidc.client?.clientId))?.payer;
+    if (payer && externalIds) {
+      const map = (type: string, id: unknown) =>
+        typeof id === 'string' ? externalIds(payer, type, id) : id;
+      if (extra.patient) body.patient = map('Patient', extra.patient);
+      if (extra.encounter) body.encounter = map('Encounter', extra.encounter);
+      if (extra.fhirContext) {
+        body.fhirContext = extra.fhirContext.map((item) => {
+          const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})$/.exec(item.reference ?? '');
+          return m ? { ...item, reference: `${m[1]}/${map(m[1]!, m[2]!) as string}` } : item;
+        });
+      }
     }
     try {
       await events.record({

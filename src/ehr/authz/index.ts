@@ -148,7 +148,7 @@ export async function createAuthorizationServer(
     await backend.close().catch(() => undefined);
     throw err;
   }
-  observeEndpoints(provider, clients, events);
+  observeEndpoints(provider, clients, events, opts.externalIds);
   (provider as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
     events.logger.error({ err: { name: err.name } }, 'authorization server request failed');
   });

@@ -77,6 +77,12 @@ export interface AuthorizationServerOptions {
   /** The demo EHR users of the sign-in step. */
   users?: EhrUser[];
   /**
+   * sec-7: the id a payer sees for an internal one. A launched app registered with a `payer`
+   * gets its launch context (`patient`, `encounter`, `fhirContext`) in these ids, the ones the
+   * FHIR API answers it in.
+   */
+  externalIds?: (payer: string, type: string, id: string) => string;
+  /**
    * The clock of audit records and of the server's own expiry checks (launch values, the
    * resolver). oidc-provider reads the system clock, so this must agree with it.
    */
