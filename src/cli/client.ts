@@ -4,7 +4,7 @@
  * token, mints each call's `fhirAuthorization` through the EHR's authorization server state, and
  * writes to the EHR's audit trail.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
 import { CrdClient, type CallReport, type CrdHook, type HookCall } from '../client/crd-client.js';
@@ -158,7 +158,17 @@ export async function clientHook(hook: CrdHook, options: HookOptions): Promise<n
       ...(options.performer ? { performer: options.performer } : {}),
       ...(options.prefetch === false ? { noPrefetch: true } : {}),
     };
+    // found-39 across runs: the advice shown is kept as digests in the data folder.
+    const shownFile = join(config.dataDir, 'advice-shown.json');
+    try {
+      client.restoreAdviceShown(
+        JSON.parse(readFileSync(shownFile, 'utf8')) as Array<[string, number]>,
+      );
+    } catch {
+      // first run, or an unreadable file: nothing shown yet
+    }
     const report = await client.call(call);
+    writeFileSync(shownFile, JSON.stringify(client.adviceShown), { mode: 0o600 });
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else process.stdout.write(formatReport(report));
     return report.results.some((r) => r.status === 'error') ? 1 : 0;

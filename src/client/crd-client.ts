@@ -213,6 +213,15 @@ export class CrdClient {
   readonly #discovery: DiscoveryCache;
   readonly #recent = new RecentHooks();
   readonly #advice = new AdviceMemory();
+
+  /** found-39 across processes: the advice already shown (digests and times only). */
+  get adviceShown(): Array<[string, number]> {
+    return this.#advice.entries();
+  }
+
+  restoreAdviceShown(entries: Array<[string, number]>): void {
+    this.#advice.restore(entries);
+  }
   /** Coverage information kept for DTR and PAS (resp-46), by internal order reference. */
   readonly kept = new Map<string, Extension[]>();
 

@@ -176,6 +176,16 @@ describe('crdkit ehr + crdkit serve + crdkit client', () => {
     assert.ok(stored.extension?.some((e) => e.url === COVERAGE_INFORMATION_URL));
   });
 
+  test('found-39: a second run does not show the same advice again', () => {
+    const r = run(
+      ['client', 'order-sign', '--config', 'ehr.json', '--patient', patient, '--order', order],
+      dir,
+    );
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /card\(s\) already shown today, not repeated/);
+    assert.doesNotMatch(r.stdout, /\[info\]/);
+  });
+
   test('sec-8: crdkit audit review shows the payer reading the EHR during that call', () => {
     const r = run(['audit', 'review', '--config', 'ehr.json', '--json'], dir);
     assert.equal(r.status, 0, r.stderr);

@@ -66,6 +66,22 @@ export class AdviceMemory {
   }
 
   /** The number of (patient, advice) pairs held, expired ones included until purged. */
+  /** The remembered digests and expiry times (digests only: no patient or card text). */
+  entries(): Array<[string, number]> {
+    this.#purge(this.#now());
+    return [...this.#shown];
+  }
+
+  /** Restores what {@link entries} returned (for a client that runs as short processes). */
+  restore(entries: Array<[string, number]>): void {
+    const now = this.#now();
+    for (const [key, expiry] of entries) {
+      if (typeof key === 'string' && /^[A-Za-z0-9_-]{43}$/.test(key) && expiry > now) {
+        this.#shown.set(key, expiry);
+      }
+    }
+  }
+
   get size(): number {
     return this.#shown.size;
   }
