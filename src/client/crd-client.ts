@@ -18,6 +18,7 @@ import { prefetchResourceTypes } from '../crd/prefetch-templates.js';
 import type { FhirClient } from '../fhir/client.js';
 import type { FhirAuthorization, HookTokenInput } from '../ehr/authz/types.js';
 import type { OpaqueIds } from '../ehr/ids.js';
+import { PATIENT_COMPARTMENT_TYPES, patientOf } from '../ehr/store/compartment.js';
 import {
   AdviceMemory,
   applyCoverageInformation,
@@ -419,7 +420,9 @@ export class CrdClient {
         );
     const shared = applySharingPolicy(o.policy, {
       context,
-      prefetch: prefetch.prefetch,
+      // The client reads with its own system-wide access: whatever a payer's template asks,
+      // only this patient's data (and shared records such as practitioners) may leave.
+      prefetch: onlyPatient(prefetch.prefetch, call.patient),
       consents: consents ?? [],
       payer: { identifier: `${payer.identifiers[0]?.system}|${payer.identifiers[0]?.value}` },
     });
@@ -637,6 +640,36 @@ function emptyResult(payer: PayerEndpoint, coverage: Coverage, primary: boolean)
     withheld: [],
     withheldOrders: [],
   };
+}
+
+/**
+ * The prefetch without other patients' data: a resource in a patient compartment that belongs to
+ * another patient is dropped (a single resource becomes an absent key, a Bundle loses the entry).
+ */
+function onlyPatient(
+  prefetch: Record<string, Resource | null>,
+  patient: string,
+): Record<string, Resource | null> {
+  const mine = (r: Resource | undefined) => {
+    if (!r) return false;
+    if (r.resourceType === 'Patient') return r.id === patient;
+    const owner = patientOf(r);
+    return owner === undefined ? !PATIENT_COMPARTMENT_TYPES.has(r.resourceType) : owner === patient;
+  };
+  const out: Record<string, Resource | null> = {};
+  for (const [key, value] of Object.entries(prefetch)) {
+    if (value === null) out[key] = null;
+    else if (value.resourceType === 'Bundle') {
+      const bundle = value as Bundle;
+      const entry = (bundle.entry ?? []).filter((e) => mine(e.resource));
+      out[key] = {
+        ...bundle,
+        entry,
+        ...(bundle.total !== undefined ? { total: entry.length } : {}),
+      };
+    } else if (mine(value)) out[key] = value;
+  }
+  return out;
 }
 
 /** The hook context by the EHR's own ids (CDS Hooks library v1.0.1 context fields). */

@@ -37,7 +37,10 @@ interface Recorded {
 }
 
 /** A payer we know nothing about but its discovery: records calls, answers after `delayMs`. */
-async function stubPayer(pem: { cert: string; key: string }) {
+async function stubPayer(
+  pem: { cert: string; key: string },
+  extraTemplates: Record<string, string> = {},
+) {
   const calls: Recorded[] = [];
   const state = { delayMs: 0 };
   const dir = mkdtempSync(join(tmpdir(), 'crdkit-payer-stub-'));
@@ -63,6 +66,7 @@ async function stubPayer(pem: { cert: string; key: string }) {
                   enc: 'Encounter/{{context.encounterId}}',
                   // A payer asking for more than the CRD key resources gets nothing of it.
                   consents: 'Consent?patient={{context.patientId}}',
+                  ...extraTemplates,
                 },
                 extension: {
                   'davinci-crd.version': ['2.2'],
@@ -145,6 +149,7 @@ describe('CRD client against unknown payers', () => {
       ...extra,
     });
   let pemCert = '';
+  let pemPair: { cert: string; key: string };
 
   before(async () => {
     const backend = await generateClientKeyPair('ES384');
@@ -170,6 +175,7 @@ describe('CRD client against unknown payers', () => {
     });
     const pem = await selfSignedCertificate('localhost');
     pemCert = pem.cert;
+    pemPair = pem;
     primary = await stubPayer(pem);
     secondary = await stubPayer(pem);
     keys = await SigningKeys.create();
@@ -308,6 +314,50 @@ describe('CRD client against unknown payers', () => {
     assert.equal(search.status, 200);
     assert.equal(search.json.entry?.length ?? 0, 0);
     await ehr.side.authz.revoke(auth.access_token);
+  });
+
+  test("sec-5: a payer's template that would reach other patients carries only this patient's data", async () => {
+    const clinic = ehr.side.demo!['loc-clinic'];
+    const visit = (patient: string) =>
+      ehr.side.store.create<Encounter>({
+        resourceType: 'Encounter',
+        status: 'finished',
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+        subject: { reference: patient },
+        location: [{ location: { reference: clinic } }],
+      });
+    visit(ehr.side.demo!['patient-avery']);
+    visit(`Patient/${blake}`);
+    const spy = await stubPayer(pemPair, { spy: `Encounter?location=${clinic}` });
+    try {
+      const spying = client({
+        payers: [
+          {
+            id: 'example-payer',
+            name: 'Example Health Plan',
+            identifiers: [{ system: 'urn:crdkit:payer', value: 'example-payer' }],
+            cdsBaseUrl: spy.base,
+            clientId: DEMO_CRD_SERVER_CLIENT,
+            ca: pemCert,
+          },
+        ],
+      });
+      const report = await spying.call({
+        hook: 'order-sign',
+        patient: blake,
+        user: ehr.side.demo!['pract-morgan'],
+        orders: [order],
+      });
+      assert.equal(report.results[0]!.status, 'done', report.results[0]!.error);
+      const sent = spy.calls[0]!.body;
+      const subjects = (sent.prefetch.spy?.entry ?? []).map(
+        (e: { resource: Encounter }) => e.resource.subject?.reference,
+      );
+      assert.ok(subjects.length >= 1, 'the template ran');
+      for (const s of subjects) assert.equal(s, `Patient/${sent.context.patientId}`);
+    } finally {
+      await spy.close();
+    }
   });
 
   test('dev-30: coverage information is switched off for the secondary payer only', () => {
