@@ -135,7 +135,7 @@ export async function clientDiscover(options: ClientOptions): Promise<void> {
       process.stdout.write(`${payer}: ${services.length} services\n`);
       for (const s of services) {
         process.stdout.write(
-          `  ${s.id.padEnd(28)} ${s.hook.padEnd(20)} prefetch: ${Object.keys(s.prefetch).join(', ')}\n`,
+          `  ${clean(s.id).padEnd(28)} ${clean(s.hook).padEnd(20)} prefetch: ${clean(Object.keys(s.prefetch).join(', '))}\n`,
         );
       }
     }
@@ -179,6 +179,14 @@ export async function clientHook(hook: CrdHook, options: HookOptions): Promise<n
 
 const CI_FIELDS = ['covered', 'pa-needed', 'doc-needed', 'doc-purpose', 'info-needed'];
 
+/** Payer text for a terminal: no control characters (escape sequences, fake new lines). */
+function clean(text: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return String(text ?? '')
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ')
+    .slice(0, 300);
+}
+
 /** The report for a terminal: per payer, its coverage information and cards. */
 export function formatReport(report: CallReport): string {
   const lines: string[] = [];
@@ -186,21 +194,24 @@ export function formatReport(report: CallReport): string {
   for (const r of report.results) {
     const role = r.primary ? 'primary' : 'secondary';
     lines.push(
-      `${r.name} (${role} coverage ${r.coverage}): ${r.status}${r.error ? ` - ${r.error}` : ''}`,
+      `${r.name} (${role} coverage ${r.coverage}): ${r.status}${r.error ? ` - ${clean(r.error)}` : ''}`,
     );
     for (const ci of r.coverageInformation) {
       const parts = (ci.extension.extension ?? [])
         .filter((e) => CI_FIELDS.includes(e.url ?? ''))
-        .map((e) => `${e.url}=${e.valueCode ?? ''}`);
+        .map((e) => `${e.url}=${clean(e.valueCode)}`);
       lines.push(`  coverage information on ${ci.order}: ${parts.join(', ')}`);
     }
     for (const ref of r.applied) lines.push(`  stored on ${ref} in the EHR`);
     for (const card of r.cards) {
-      lines.push(`  [${card.indicator}] ${card.summary} (${card.source?.label ?? ''})`);
+      lines.push(
+        `  [${clean(card.indicator)}] ${clean(card.summary)} (${clean(card.source?.label)})`,
+      );
     }
     if (r.repeated) lines.push(`  ${r.repeated} card(s) already shown today, not repeated`);
     for (const w of r.withheld) lines.push(`  withheld ${w.reference}: ${w.reason} (${w.detail})`);
-    for (const d of r.dropped) lines.push(`  dropped from the answer: ${d.where}: ${d.reason}`);
+    for (const d of r.dropped)
+      lines.push(`  dropped from the answer: ${clean(d.where)}: ${clean(d.reason)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -9,7 +9,14 @@
  * (found-39), revokes the token, and records the exchange in the audit trail (found-37).
  */
 import { randomUUID } from 'node:crypto';
-import type { Bundle, Coverage, Extension, Organization, Resource } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  Consent,
+  Coverage,
+  Extension,
+  Organization,
+  Resource,
+} from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import type { AuditStore } from '../audit/types.js';
 import { SUPPORTED_VERSIONS } from '../crd/configuration.js';
@@ -25,8 +32,15 @@ import {
   validateResponse,
   type Card,
   type Problem,
+  type SystemAction,
 } from './answer/index.js';
-import { applySharingPolicy, type SharingPolicy, type Withheld } from './policy/index.js';
+import {
+  applySharingPolicy,
+  compilePolicy,
+  judgeResource,
+  type SharingPolicy,
+  type Withheld,
+} from './policy/index.js';
 import { runPrefetch, shouldPost, type FhirReader } from './prefetch/index.js';
 import {
   DiscoveryCache,
@@ -232,7 +246,9 @@ export class CrdClient {
   }
 
   async #get(url: string): Promise<unknown> {
-    const payer = this.#o.payers.find((p) => url.startsWith(p.cdsBaseUrl));
+    const payer = this.#o.payers.find(
+      (p) => url === `${p.cdsBaseUrl.replace(/\/+$/, '')}/cds-services`,
+    );
     const jwt = await this.#o.keys.sign(url, { iss: this.#o.iss, ...this.#jku() });
     const res = await getJson(url, {
       jwt,
@@ -258,14 +274,105 @@ export class CrdClient {
     );
   }
 
-  /** The client's own reads of the EHR, for the prefetch engine. */
-  #reader(): FhirReader {
-    const fhir = this.#o.fhir;
-    return {
-      read: async (type, id, signal) => (await fhir.read(type, id, signal)) ?? undefined,
-      search: async (type, params, signal) =>
-        (await fhir.searchBundle(type, params, signal, shouldPost(type, params))) as Bundle,
+  /**
+   * The client's reads for one call's prefetch, screened: only the CRD key resource types, only
+   * this patient's data (and shared records), nothing the sharing policy withholds (recorded),
+   * and search Bundles without their `link`s (which name the EHR's own ids and query values).
+   * Dependent templates (`%key`, `resolve()`) therefore never see what may not leave.
+   */
+  #screenedReader(patient: string, consents: Consent[], payer: PayerEndpoint) {
+    const o = this.#o;
+    const policy = (this.#policy ??= compilePolicy(o.policy));
+    const id = payer.identifiers[0];
+    const withheld: Withheld[] = [];
+    const allowed = (r: Resource): boolean => {
+      if (!PAYER_READABLE_TYPES.has(r.resourceType)) return false;
+      if (r.resourceType === 'Patient' ? r.id !== patient : !isMine(r, patient)) return false;
+      const reasons = judgeResource(policy, r as never, {
+        consents,
+        payer: id ? { identifier: `${id.system}|${id.value}` } : {},
+        now: new Date(),
+      });
+      for (const reason of reasons) {
+        withheld.push({ reference: `${r.resourceType}/${r.id}`, ...reason });
+      }
+      return reasons.length === 0;
     };
+    const screen = (value: Resource | null): Resource | null => {
+      if (value === null) return null;
+      if (value.resourceType !== 'Bundle') return allowed(value) ? value : null;
+      const bundle = value as Bundle;
+      const entry = (bundle.entry ?? []).filter((e) => e.resource && allowed(e.resource));
+      return {
+        resourceType: 'Bundle',
+        type: bundle.type,
+        ...(bundle.total !== undefined ? { total: entry.length } : {}),
+        entry,
+      } as Bundle;
+    };
+    const reader: FhirReader = {
+      read: async (type, rid, signal) => {
+        if (!PAYER_READABLE_TYPES.has(type))
+          throw new CallError(`${type} is not readable by payers`);
+        const found = await o.fhir.read(type, rid, signal);
+        if (!found) return undefined;
+        if (screen(found) === null) throw new CallError('withheld'); // omitted, never "no data"
+        return found;
+      },
+      search: async (type, params, signal) => {
+        if (!PAYER_READABLE_TYPES.has(type))
+          throw new CallError(`${type} is not readable by payers`);
+        const bundle = await o.fhir.searchBundle(type, params, signal, shouldPost(type, params));
+        return screen(bundle) as Bundle;
+      },
+    };
+    return { reader, screen, withheld };
+  }
+
+  #policy?: ReturnType<typeof compilePolicy>;
+
+  /**
+   * Applies coverage information to fresh copies of the orders, with `If-Match`, retrying once
+   * when the order changed meanwhile (a clinician's edits are never overwritten). Only
+   * assertions about `coverage` (this payer's) are taken (resp-48).
+   */
+  async #apply(
+    orders: Resource[],
+    actions: SystemAction[],
+    sent: Resource[] | undefined,
+    coverage: string,
+  ) {
+    const stored: string[] = [];
+    let applied = applyCoverageInformation(orders, actions as never, {
+      ...(sent ? { sent } : {}),
+      coverage,
+    });
+    for (let attempt = 0; attempt < 2 && applied.updated.length > 0; attempt += 1) {
+      const retry: Resource[] = [];
+      for (const updated of applied.updated) {
+        const fresh = await this.#o.fhir.read(
+          updated.resourceType,
+          updated.id!,
+          AbortSignal.timeout(10_000),
+        );
+        if (!fresh) continue;
+        const again = applyCoverageInformation([fresh], actions as never, {
+          ...(sent ? { sent } : {}),
+          coverage,
+        }).updated[0];
+        if (!again) continue;
+        try {
+          await this.#o.fhir.update(again, AbortSignal.timeout(10_000), fresh.meta?.versionId);
+          stored.push(`${again.resourceType}/${again.id}`);
+        } catch (err) {
+          if ((err as { status?: number }).status === 412) retry.push(fresh);
+          else throw err;
+        }
+      }
+      if (retry.length === 0) break;
+      applied = { ...applied, updated: retry };
+    }
+    return { ...applied, stored };
   }
 
   /** Active coverages with a known payer, primary first (dev-26, dev-28); self-pay excluded. */
@@ -383,16 +490,26 @@ export class CrdClient {
   ): Promise<PayerResult> {
     const o = this.#o;
     const result = emptyResult(payer, coverage, primary);
-    const discovery = await this.#discovery.get(payer.cdsBaseUrl);
+    const subject = { patient: call.patient };
+    const deadline = o.deadlineMs ?? this.#recent.deadlineMs(call.hook, subject);
+    this.#recent.record(subject);
+    const started = Date.now();
+    // found-2: discovery counts against the hook's deadline too (a slow payer cannot stall us).
+    const discovery = await Promise.race([
+      this.#discovery.get(payer.cdsBaseUrl),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), deadline).unref()),
+    ]);
+    if (!discovery) return { ...result, status: 'late', error: 'discovery did not answer in time' };
     const service = discovery.services.find((s) => s.hook === call.hook);
     if (!service) return { ...result, status: 'no-service' };
     const url = serviceUrl(payer.cdsBaseUrl, service);
     const templates = readableTemplates(service.prefetch);
-    const subject = { patient: call.patient };
-    const deadline = o.deadlineMs ?? this.#recent.deadlineMs(call.hook, subject);
-    this.#recent.record(subject);
     const hookInstance = randomUUID();
-    const started = Date.now();
+    const extension = requestExtensions(service, {
+      supportedVersions: SUPPORTED_VERSIONS,
+      // dev-30: only the primary payer is asked for coverage information.
+      ...(primary ? {} : { configuration: { 'coverage-info': false } }),
+    });
 
     // Context and prefetch, by the EHR's own ids, then the sharing policy (the final arbiter).
     const context = buildContext(call, orders, o.fhirBase);
@@ -405,6 +522,7 @@ export class CrdClient {
     ).entry
       ?.map((e) => e.resource)
       .filter((r) => r?.resourceType === 'Consent') as never[];
+    const screened = this.#screenedReader(call.patient, consents ?? [], payer);
     const prefetch = call.noPrefetch
       ? { prefetch: {}, failed: [] }
       : await runPrefetch(
@@ -415,8 +533,10 @@ export class CrdClient {
             primaryCoverage: coverage,
             deadlineMs: Math.max(500, Math.floor(deadline / 3)),
             fhirBase: o.fhirBase,
+            // Dependent templates (%key) see only what may leave.
+            screen: (value) => screened.screen(value),
           },
-          this.#reader(),
+          screened.reader,
         );
     const shared = applySharingPolicy(o.policy, {
       context,
@@ -426,12 +546,12 @@ export class CrdClient {
       consents: consents ?? [],
       payer: { identifier: `${payer.identifiers[0]?.system}|${payer.identifiers[0]?.value}` },
     });
-    result.withheld = shared.withheld;
+    result.withheld = [...screened.withheld, ...shared.withheld];
     result.withheldOrders = shared.withheldOrders;
     if (shared.outcome === 'withheld-order') {
       await this.#audit(call, payer, service.id, url, hookInstance, {
         status: 0,
-        withheld: shared.withheld,
+        withheld: result.withheld,
       });
       return { ...result, status: 'withheld' };
     }
@@ -462,11 +582,7 @@ export class CrdClient {
       ...(auth ? { fhirAuthorization: { ...auth, patient: opaque('Patient', auth.patient) } } : {}),
       context: sentContext,
       prefetch: sentPrefetch,
-      extension: requestExtensions(service, {
-        supportedVersions: SUPPORTED_VERSIONS,
-        // dev-30: only the primary payer is asked for coverage information.
-        ...(primary ? {} : { configuration: { 'coverage-info': false } }),
-      }),
+      extension,
     };
     const requestBytes = Buffer.from(JSON.stringify(body));
     const sentOrders = (shared.context.draftOrders as Bundle | undefined)?.entry?.map(
@@ -484,7 +600,7 @@ export class CrdClient {
         await this.#audit(call, payer, service.id, url, hookInstance, {
           status: res?.status ?? 0,
           requestBytes,
-          withheld: shared.withheld,
+          withheld: result.withheld,
         });
         return {
           ...r,
@@ -493,37 +609,42 @@ export class CrdClient {
           error: error ?? `the payer answered ${res?.status}${outcomeText(res?.body)}`,
         };
       }
-      const sentRefs = orders.map((x) => ({
-        resourceType: x.resourceType,
-        id: opaque(x.resourceType, x.id!),
-      }));
-      const valid = validateResponse(res.body, { hook: call.hook, orders: sentRefs });
-      const actions = valid.systemActions.map((a) =>
-        a.resource && o.ids ? { ...a, resource: o.ids.incoming(payer.id, a.resource as never) } : a,
-      );
-      const applied = applyCoverageInformation(orders, actions as never, {
-        ...(sentOrders ? { sent: sentOrders } : {}),
-      });
-      for (const updated of applied.updated) {
-        await o.fhir.update(updated, AbortSignal.timeout(10_000));
-        r.applied.push(`${updated.resourceType}/${updated.id}`);
-      }
-      for (const ci of applied.coverageInformation) {
-        this.kept.set(ci.order, [...(this.kept.get(ci.order) ?? []), ci.extension]);
-      }
-      const fresh = this.#advice.seen(`${payer.id}|${call.patient}`, valid.cards);
+      // found-37: the exchange is recorded as received, before anything else can fail.
       const responseBytes = Buffer.from(JSON.stringify(res.body));
       await this.#audit(call, payer, service.id, url, hookInstance, {
         status: 200,
         requestBytes,
         responseBytes,
-        withheld: shared.withheld,
-        assertionIds: applied.coverageInformation.flatMap((ci) =>
-          (ci.extension.extension ?? [])
-            .filter((e) => e.url === 'coverage-assertion-id')
-            .map((e) => e.valueString ?? ''),
-        ),
+        withheld: result.withheld,
       });
+      const sentRefs = orders.map((x) => ({
+        resourceType: x.resourceType,
+        id: opaque(x.resourceType, x.id!),
+      }));
+      const valid = validateResponse(res.body, { hook: call.hook, orders: sentRefs });
+      let mapped: typeof valid.systemActions;
+      try {
+        mapped = valid.systemActions.map((a) =>
+          a.resource && o.ids
+            ? { ...a, resource: o.ids.incoming(payer.id, a.resource as never) }
+            : a,
+        );
+      } catch {
+        // An id this payer was never given: nothing of the answer is applied (sec-7).
+        mapped = [];
+        valid.dropped.push({ where: 'systemActions', reason: 'names an id never sent' });
+      }
+      // dev-30: a secondary payer's coverage information is never applied.
+      const actions = primary ? mapped : [];
+      if (!primary && mapped.length) {
+        valid.dropped.push({ where: 'systemActions', reason: 'secondary payer (dev-30)' });
+      }
+      const applied = await this.#apply(orders, actions, sentOrders, `Coverage/${coverage.id}`);
+      r.applied.push(...applied.stored);
+      for (const ci of applied.coverageInformation) {
+        this.kept.set(ci.order, [...(this.kept.get(ci.order) ?? []), ci.extension]);
+      }
+      const fresh = this.#advice.seen(`${payer.id}|${call.patient}`, valid.cards);
       for (const d of [...valid.dropped, ...applied.rejected]) {
         o.logger?.warn(
           { payer: payer.id, where: d.where, reason: d.reason },
@@ -563,14 +684,24 @@ export class CrdClient {
                 () => undefined,
               )
           : undefined,
+        {
+          // A late call that fails in the background still ends its token and is recorded.
+          onLateError: (err) =>
+            void finish(undefined, (err as Error).message).catch(() => undefined),
+        },
       );
     } catch (err) {
       return finish(undefined, (err as Error).message);
     }
     if (outcome.status === 'late') {
-      // found-3, found-6: the clinician is not kept waiting.
-      if (o.lateCalls !== 'background' && auth) {
-        await o.tokens!.revoke(auth.access_token).catch(() => undefined);
+      // found-3, found-6: the clinician is not kept waiting; an abandoned call is recorded.
+      if (o.lateCalls !== 'background') {
+        if (auth) await o.tokens!.revoke(auth.access_token).catch(() => undefined);
+        await this.#audit(call, payer, service.id, url, hookInstance, {
+          status: 0,
+          requestBytes,
+          withheld: result.withheld,
+        }).catch(() => undefined);
       }
       return { ...result, hookInstance, status: 'late' };
     }
@@ -640,6 +771,12 @@ function emptyResult(payer: PayerEndpoint, coverage: Coverage, primary: boolean)
     withheld: [],
     withheldOrders: [],
   };
+}
+
+/** Whether a resource is this patient's, or a shared record outside any patient compartment. */
+function isMine(r: Resource, patient: string): boolean {
+  const owner = patientOf(r);
+  return owner === undefined ? !PATIENT_COMPARTMENT_TYPES.has(r.resourceType) : owner === patient;
 }
 
 /**

@@ -115,13 +115,17 @@ export class FhirClient {
   }
 
   /** Updates a resource (`PUT [type]/[id]`); returns what the server stored. */
-  async update(resource: Resource, signal: AbortSignal): Promise<Resource> {
+  async update(resource: Resource, signal: AbortSignal, ifMatch?: string): Promise<Resource> {
     const stored = await this.#send(
       'PUT',
       `${resource.resourceType}/${encodeURIComponent(resource.id ?? '')}`,
       signal,
       false,
-      { type: 'application/fhir+json', body: JSON.stringify(resource) },
+      {
+        type: 'application/fhir+json',
+        body: JSON.stringify(resource),
+        ...(ifMatch ? { ifMatch: `W/"${ifMatch}"` } : {}),
+      },
     );
     return stored ?? resource;
   }
@@ -135,7 +139,7 @@ export class FhirClient {
     path: string,
     signal: AbortSignal,
     allowNotFound: boolean,
-    content?: { type: string; body: string },
+    content?: { type: string; body: string; ifMatch?: string },
   ): Promise<Resource | null> {
     const url = new URL(path, this.#base);
     // The single place the token leaves this process: only to the origin this client is bound to.
@@ -155,6 +159,7 @@ export class FhirClient {
             ? {
                 'Content-Type': content.type,
                 'Content-Length': Buffer.byteLength(content.body),
+                ...(content.ifMatch ? { 'If-Match': content.ifMatch } : {}),
               }
             : {}),
         },
@@ -173,7 +178,11 @@ export class FhirClient {
         }
         if (status < 200 || status >= 300) {
           res.resume();
-          return reject(new FhirError('ERR_FHIR_STATUS', `FHIR server answered ${status}`));
+          return reject(
+            Object.assign(new FhirError('ERR_FHIR_STATUS', `FHIR server answered ${status}`), {
+              status,
+            }),
+          );
         }
         const chunks: Buffer[] = [];
         let size = 0;

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Encounter } from '@medplum/fhirtypes';
+import type { Encounter, ServiceRequest } from '@medplum/fhirtypes';
+import { buildCoverageInformation } from '../../src/crd/coverage-info.js';
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { CrdClient, type PayerResult } from '../../src/client/crd-client.js';
 import { loadSharingPolicy } from '../../src/client/policy/index.js';
@@ -42,7 +43,7 @@ async function stubPayer(
   extraTemplates: Record<string, string> = {},
 ) {
   const calls: Recorded[] = [];
-  const state = { delayMs: 0 };
+  const state: { delayMs: number; answer?: (body: any) => unknown } = { delayMs: 0 };
   const dir = mkdtempSync(join(tmpdir(), 'crdkit-payer-stub-'));
   writeFileSync(join(dir, 'cert.pem'), pem.cert);
   writeFileSync(join(dir, 'key.pem'), pem.key, { mode: 0o600 });
@@ -66,6 +67,7 @@ async function stubPayer(
                   enc: 'Encounter/{{context.encounterId}}',
                   // A payer asking for more than the CRD key resources gets nothing of it.
                   consents: 'Consent?patient={{context.patientId}}',
+                  bareConsent: 'Consent',
                   ...extraTemplates,
                 },
                 extension: {
@@ -85,8 +87,10 @@ async function stubPayer(
           }),
         );
       }
-      calls.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString()) });
-      setTimeout(() => res.end(JSON.stringify({ cards: [], systemActions: [] })), state.delayMs);
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      calls.push({ headers: req.headers, body });
+      const answer = state.answer ? state.answer(body) : { cards: [], systemActions: [] };
+      setTimeout(() => res.end(JSON.stringify(answer)), state.delayMs);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -262,6 +266,9 @@ describe('CRD client against unknown payers', () => {
     const text = JSON.stringify([a, b]);
     assert.ok(!text.includes(blake), 'the internal patient id never leaves');
     assert.ok(!text.includes(order.split('/')[1]!), 'nor the internal order id');
+    for (const value of Object.values({ ...a.prefetch, ...b.prefetch }) as any[]) {
+      assert.equal(value?.link, undefined, 'no search links (they name query values and ids)');
+    }
   });
 
   test("dev-29: the coverage key holds only that payer's coverage", () => {
@@ -360,6 +367,69 @@ describe('CRD client against unknown payers', () => {
     }
   });
 
+  test("resp-48: only the primary payer's coverage information, about its own coverage, is applied", async () => {
+    const info = (coverageRef: string, covered: string) =>
+      buildCoverageInformation({ covered, paNeeded: 'no-auth' } as never, {
+        coverageReference: coverageRef,
+        assertionId: `a-${covered}`,
+        date: '2026-12-04',
+        hook: 'order-sign',
+      });
+    const answer = (pick: (body: any) => string, covered: string) => (body: any) => {
+      const sent = body.context.draftOrders.entry[0].resource;
+      return {
+        cards: [],
+        systemActions: [
+          {
+            type: 'update',
+            description: 'coverage',
+            resource: {
+              ...sent,
+              extension: [...(sent.extension ?? []), info(pick(body), covered)],
+            },
+          },
+        ],
+      };
+    };
+    const ownCoverage = (body: any) => `Coverage/${body.prefetch.cov.entry[0].resource.id}`;
+    const otherCoverage = () => {
+      const avery = ehr.side.demo!['coverage-avery'].split('/')[1]!;
+      return `Coverage/${ehr.side.ids.toOpaque('example-payer', 'Coverage', avery)}`;
+    };
+    const stored = () =>
+      ehr.side.store.read<ServiceRequest>('ServiceRequest', order.split('/')[1]!)!.extension ?? [];
+    const before = stored().length;
+    try {
+      // Another patient's coverage named by the primary; a secondary answering at all.
+      primary.state.answer = answer(otherCoverage, 'covered');
+      secondary.state.answer = answer(ownCoverage, 'covered');
+      const first = await client().call({
+        hook: 'order-sign',
+        patient: blake,
+        user: ehr.side.demo!['pract-morgan'],
+        orders: [order],
+      });
+      assert.deepEqual(
+        first.results.map((r) => r.applied),
+        [[], []],
+      );
+      assert.equal(stored().length, before, 'nothing applied');
+      // The primary, about its own coverage: applied.
+      primary.state.answer = answer(ownCoverage, 'covered');
+      const second = await client().call({
+        hook: 'order-sign',
+        patient: blake,
+        user: ehr.side.demo!['pract-morgan'],
+        orders: [order],
+      });
+      assert.deepEqual(second.results[0]!.applied, [order]);
+      assert.deepEqual(second.results[1]!.applied, []);
+    } finally {
+      delete primary.state.answer;
+      delete secondary.state.answer;
+    }
+  });
+
   test('dev-30: coverage information is switched off for the secondary payer only', () => {
     assert.equal(primary.calls[0]!.body.extension?.['davinci-crd.configuration'], undefined);
     assert.deepEqual(secondary.calls[0]!.body.extension['davinci-crd.configuration'], {
@@ -370,6 +440,7 @@ describe('CRD client against unknown payers', () => {
   test('found-21: a template for a type outside the CRD key resources is not run, nor in the token', () => {
     for (const stub of [primary, secondary]) {
       assert.ok(!('consents' in stub.calls[0]!.body.prefetch));
+      assert.ok(!('bareConsent' in stub.calls[0]!.body.prefetch));
       assert.doesNotMatch(stub.calls[0]!.body.fhirAuthorization.scope, /Consent/);
     }
   });

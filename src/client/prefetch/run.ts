@@ -207,7 +207,8 @@ async function run(
     const variables = Object.fromEntries(
       parsed.variables.map((v) => {
         const o = done.get(v);
-        return [v, o?.ok && o.value ? o.value : []];
+        const value = o?.ok && o.value ? (input.screen ? input.screen(o.value) : o.value) : null;
+        return [v, value ?? []];
       }),
     );
     try {

@@ -29,6 +29,11 @@ export interface PrefetchInput {
   fhirBase?: string;
   /** FHIR requests in flight at once (default 8). */
   maxParallel?: number;
+  /**
+   * Applied to each key's result before dependent templates (`%key`) may use it: what it takes
+   * away (another patient's data, withheld data) can never flow into another query.
+   */
+  screen?: (value: Resource | null) => Resource | null;
 }
 
 export interface PrefetchFailureEntry {
