@@ -8,6 +8,7 @@ import { bundleResources, parseReference, type HookRequest } from '../cds/reques
 import { resourceShapeProblem } from '../cds/shapes.js';
 import { ORDER_TYPES, type HookDefinition } from '../crd/hooks.js';
 import { FhirError, type FhirClient } from './client.js';
+import { concurrency } from './concurrency.js';
 
 /** What is known about one piece of data. */
 export type Lookup<T> =
@@ -127,24 +128,6 @@ const NEVER = new AbortController().signal;
 
 /** At most this many FHIR reads of one call run at once (the EHR is not flooded). */
 const MAX_PARALLEL_READS = 8;
-
-/** A tiny limiter: runs at most `n` of the given tasks at a time, in arrival order. */
-function concurrency(n: number) {
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    // A finishing task hands its slot straight to the next waiter, so `running` never exceeds n.
-    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running += 1;
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else running -= 1;
-    }
-  };
-}
 
 /** Gathers what one call needs. `client` is undefined when `fhirServer` may not be contacted. */
 export async function gather(

@@ -1,23 +1,8 @@
 /** Concurrency and deadline helpers for the prefetch's FHIR requests. */
 import { PrefetchFailure } from './failure.js';
+import { concurrency } from '../../fhir/concurrency.js';
 
-/** Runs at most `n` tasks at once, in arrival order. */
-export function concurrency(n: number) {
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    // A finishing task hands its slot straight to the next waiter, so `running` never exceeds n.
-    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running += 1;
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else running -= 1;
-    }
-  };
-}
+export { concurrency };
 
 export const timeout = () => new PrefetchFailure('timeout', 'the prefetch deadline passed');
 
