@@ -135,6 +135,12 @@ export const EhrConfigSchema = Type.Object(
     /** Load the synthetic demo patients into an empty resource store. */
     seed: Type.Optional(Type.Boolean()),
     crdClient: Type.Optional(CrdClientSchema),
+    limits: Type.Optional(
+      Type.Object(
+        { requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) },
+        { additionalProperties: false },
+      ),
+    ),
     audit: Type.Optional(AuditSchema),
     log: Type.Optional(LogSchema),
   },
@@ -160,6 +166,8 @@ export interface EhrConfig {
   crdClient?: Static<typeof CrdClientSchema>;
   /** Where the CDS Hooks signing keys are kept (published at `/.well-known/jwks.json`). */
   signingKeyStore: string;
+  /** FHIR API requests per minute per OAuth client (per process). */
+  limits: { requestsPerMinute: number };
   audit: Config['audit'];
   log: { level: string };
   /** Generated once into `dataDir` (mode 0600): cookie keys and the opaque-id secret. */
@@ -321,6 +329,7 @@ export function resolveEhrConfig(file: EhrConfigFile, baseDir: string, demo = fa
         }
       : {}),
     signingKeyStore: join(dataDir, 'cds-signing-keys.json'),
+    limits: { requestsPerMinute: file.limits?.requestsPerMinute ?? 6000 },
     audit: resolveAudit(file.audit, `${hostname()}:${port}`),
     log: { level: file.log?.level ?? 'info' },
     secrets: ensureEhrSecrets(dataDir),

@@ -267,6 +267,7 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       audit,
       instance,
       ...payerSharing(config, store),
+      requestsPerMinute: config.limits.requestsPerMinute,
     });
     // The CDS Hooks JWK Set of this EHR's CRD client (the `jku` payers fetch): public keys only,
     // read from the key store each time so a rotation by `crdkit client` shows at once.

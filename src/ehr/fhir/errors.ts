@@ -33,6 +33,11 @@ export const FHIR_API_ERRORS = {
     message: "the token's patient does not allow this request",
   },
   ERR_NOT_FOUND: { status: 404, issueType: 'not-found', message: 'no such resource' },
+  ERR_RATE_LIMITED: {
+    status: 429,
+    issueType: 'throttled',
+    message: 'too many requests from this client; retry later',
+  },
   ERR_TYPE_UNSUPPORTED: {
     status: 404,
     issueType: 'not-supported',
@@ -115,6 +120,8 @@ export class FhirApiError extends CdsError {
   override name = 'FhirApiError';
   declare readonly code: FhirApiErrorCode;
   readonly wwwAuthenticate?: string;
+  /** Seconds to wait, for a 429 (`Retry-After`). */
+  retryAfterSeconds?: number;
 
   /** `detail` is a fixed text or a parameter name, never a value received. */
   constructor(code: FhirApiErrorCode, detail?: string, expression?: string) {

@@ -18,6 +18,7 @@ import { allowedMethods, dispatch } from './dispatch.js';
 import { FhirApiError } from './errors.js';
 import { acceptsJson, addBodyParsers, ANSWER_HEADERS, FHIR_JSON, toError } from './http.js';
 import { idView } from './id-view.js';
+import { RateLimiter } from '../../server/rate-limit.js';
 import type { Answer, InteractionContext } from './interactions.js';
 
 export { FHIR_API_ERRORS, FhirApiError, type FhirApiErrorCode } from './errors.js';
@@ -49,6 +50,8 @@ export interface FhirApiOptions {
   oauth?: OAuthEndpoints;
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** Requests per minute per OAuth client (default 6000), in memory, per process. */
+  requestsPerMinute?: number;
   /**
    * The EHR's sharing policy for payers' own queries (the client is the final arbiter): true
    * when `resource` must not reach the payer of `grant`. A withheld resource is answered like
@@ -133,6 +136,8 @@ export async function registerFhirApi(
     const headers: Record<string, string> = wwwAuthenticate
       ? { 'www-authenticate': wwwAuthenticate }
       : {};
+    const retryAfter = (error as FhirApiError).retryAfterSeconds;
+    if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
     if (error.status === 405) {
       const { type, id } = (req.params ?? {}) as { type?: string; id?: string };
       headers.allow = allowedMethods(type, id);
@@ -145,10 +150,19 @@ export async function registerFhirApi(
     );
   };
 
+  // Per OAuth client, after authentication (a caller without a valid token cannot spend a
+  // client's allowance); every refusal is still one audit record.
+  const limiter = new RateLimiter({ perMinute: opts.requestsPerMinute ?? 6000 });
   const requireToken = async (req: FastifyRequest) => {
     const access = req.ehrFhir!;
     const grant = await authenticate(req, access, opts.resolver, baseUrl, now());
     access.view = idView(opts.ids, grant);
+    const decision = limiter.take(grant.clientId);
+    if (!decision.allowed) {
+      const err = new FhirApiError('ERR_RATE_LIMITED');
+      err.retryAfterSeconds = decision.retryAfterSeconds;
+      throw err;
+    }
   };
 
   const context = (req: FastifyRequest): InteractionContext => ({
