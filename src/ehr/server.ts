@@ -14,7 +14,7 @@ import { openAuditStore, type AuditStore } from '../audit/index.js';
 import { compilePolicy, judgeResource, loadSharingPolicy } from '../client/policy/index.js';
 import { stripElements } from '../client/policy/elements.js';
 import { patientOf } from './store/index.js';
-import { SigningKeys } from '../client/transport/index.js';
+import { SigningKeys } from '../auth/signing-keys.js';
 import type { Consent, Coverage, Organization, Resource } from '@medplum/fhirtypes';
 import type { AccessGrant } from './types.js';
 import { serverTlsOptions } from '../tls/options.js';

@@ -17,7 +17,7 @@ export {
   type SignOptions,
   type SigningKeysErrorCode,
   type SigningKeysOptions,
-} from './signing-keys.js';
+} from '../../auth/signing-keys.js';
 export {
   DeadlineError,
   hookDeadlineMs,

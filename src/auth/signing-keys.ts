@@ -5,8 +5,8 @@
  */
 import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import type { JWK } from 'jose';
-import type { CdsJwtAlg } from '../../auth/keys.js';
-import { generateClientKeyPair, signCdsJwt } from '../../auth/sign.js';
+import type { CdsJwtAlg } from './keys.js';
+import { generateClientKeyPair, signCdsJwt } from './sign.js';
 
 /** Options of {@link SigningKeys.create}. */
 export interface SigningKeysOptions {
