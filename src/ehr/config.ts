@@ -137,7 +137,10 @@ export const EhrConfigSchema = Type.Object(
     crdClient: Type.Optional(CrdClientSchema),
     limits: Type.Optional(
       Type.Object(
-        { requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) },
+        {
+          requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          oauthRequestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -167,7 +170,7 @@ export interface EhrConfig {
   /** Where the CDS Hooks signing keys are kept (published at `/.well-known/jwks.json`). */
   signingKeyStore: string;
   /** FHIR API requests per minute per OAuth client (per process). */
-  limits: { requestsPerMinute: number };
+  limits: { requestsPerMinute: number; oauthRequestsPerMinute: number };
   audit: Config['audit'];
   log: { level: string };
   /** Generated once into `dataDir` (mode 0600): cookie keys and the opaque-id secret. */
@@ -329,7 +332,10 @@ export function resolveEhrConfig(file: EhrConfigFile, baseDir: string, demo = fa
         }
       : {}),
     signingKeyStore: join(dataDir, 'cds-signing-keys.json'),
-    limits: { requestsPerMinute: file.limits?.requestsPerMinute ?? 6000 },
+    limits: {
+      requestsPerMinute: file.limits?.requestsPerMinute ?? 6000,
+      oauthRequestsPerMinute: file.limits?.oauthRequestsPerMinute ?? 600,
+    },
     audit: resolveAudit(file.audit, `${hostname()}:${port}`),
     log: { level: file.log?.level ?? 'info' },
     secrets: ensureEhrSecrets(dataDir),

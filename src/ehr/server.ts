@@ -15,6 +15,7 @@ import { compilePolicy, judgeResource, loadSharingPolicy } from '../client/polic
 import { stripElements } from '../client/policy/elements.js';
 import { patientOf } from './store/index.js';
 import { SigningKeys } from '../auth/signing-keys.js';
+import { RateLimiter } from '../server/rate-limit.js';
 import type { Consent, Coverage, Organization, Resource } from '@medplum/fhirtypes';
 import type { AccessGrant } from './types.js';
 import { serverTlsOptions } from '../tls/options.js';
@@ -137,6 +138,7 @@ function authzStore(config: EhrConfig) {
 
 async function buildApp(config: EhrConfig, logger: Logger, authz: EhrAuthorizationServer) {
   const tls = serverTlsOptions(config.tls);
+  const oauthLimiter = new RateLimiter({ perMinute: config.limits.oauthRequestsPerMinute });
   return Fastify({
     // Only for Fastify's own view of the server (its "listening at https://…" line): the server
     // itself comes from serverFactory, with the same options.
@@ -153,8 +155,24 @@ async function buildApp(config: EhrConfig, logger: Logger, authz: EhrAuthorizati
         },
         (req: IncomingMessage, res: ServerResponse) => {
           const path = (req.url ?? '/').split('?')[0]!;
-          if (authz.ownsPath(path)) authz.handle(req, res);
-          else handler(req, res);
+          if (!authz.ownsPath(path)) return handler(req, res);
+          // Before any client is authenticated, the OAuth endpoints are limited per address.
+          const decision = oauthLimiter.take(req.socket.remoteAddress ?? '');
+          if (!decision.allowed) {
+            res.writeHead(429, {
+              'content-type': 'application/json',
+              'cache-control': 'no-store',
+              'retry-after': String(decision.retryAfterSeconds),
+            });
+            res.end(
+              JSON.stringify({
+                error: 'temporarily_unavailable',
+                error_description: 'too many requests from this address; retry later',
+              }),
+            );
+            return;
+          }
+          authz.handle(req, res);
         },
       ) as unknown as Server,
     connectionTimeout: 30_000,

@@ -31,6 +31,7 @@ export interface TestEhr {
 export interface TestEhrOptions {
   clients?: EhrClientEntry[];
   delegation?: EhrConfigFile['delegation'];
+  limits?: EhrConfigFile['limits'];
 }
 
 export async function startTestEhr(opts: TestEhrOptions = {}): Promise<TestEhr> {
@@ -59,6 +60,7 @@ export async function startTestEhr(opts: TestEhrOptions = {}): Promise<TestEhr> 
       ...(opts.clients ?? []),
     ],
     ...(opts.delegation ? { delegation: opts.delegation } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
     seed: true,
     log: { level: 'info' },
   };
