@@ -4,7 +4,8 @@
  * head in one transaction, so appends from all instances form one total order. Schema creation
  * and migration run at start-up under an advisory lock, recorded in `crdkit_audit_migrations`.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { inTransaction, openMigratedPgPool } from '../store/pg.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import {
   CHAIN,
@@ -63,23 +64,6 @@ function toHead(row: Record<string, unknown> | undefined): ChainHead {
   return { seq: num(row.seq), hash: String(row.hash), id: (row.id as string | null) ?? null };
 }
 
-/** Runs `work` in a transaction on one pooled connection; a failed connection is discarded. */
-async function inTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => (broken = true));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 /** The PostgreSQL audit backend. */
 export class PgAuditBackend implements AuditBackend {
   private constructor(readonly pool: pg.Pool) {}
@@ -89,37 +73,7 @@ export class PgAuditBackend implements AuditBackend {
    * of the connection's `search_path` (choose one with `?options=-c search_path=…`).
    */
   static async open(url: string): Promise<PgAuditBackend> {
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: 4,
-      connectionTimeoutMillis: 3000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: 5000,
-      query_timeout: 6000,
-      idle_in_transaction_session_timeout: 10_000,
-    });
-    // An idle connection that drops is replaced on the next query; the error surfaces there.
-    pool.on('error', () => undefined);
-    try {
-      await inTransaction(pool, async (c) => {
-        // Instances starting together take turns; the first creates, the others find it done.
-        await c.query("SELECT pg_advisory_xact_lock(hashtext('crdkit_audit_migrations'))");
-        await c.query(`CREATE TABLE IF NOT EXISTS crdkit_audit_migrations (
-          version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-        const done = await c.query<{ version: number }>(
-          'SELECT version FROM crdkit_audit_migrations',
-        );
-        const applied = new Set(done.rows.map((r) => r.version));
-        for (const [index, sql] of PG_MIGRATIONS.entries()) {
-          if (applied.has(index + 1)) continue;
-          await c.query(sql);
-          await c.query('INSERT INTO crdkit_audit_migrations (version) VALUES ($1)', [index + 1]);
-        }
-      });
-    } catch (err) {
-      await pool.end().catch(() => undefined);
-      throw err;
-    }
+    const pool = await openMigratedPgPool(url, 'audit', PG_MIGRATIONS);
     return new PgAuditBackend(pool);
   }
 

@@ -3,7 +3,8 @@
  * database. The table goes to the first schema of the connection's `search_path`; it is created
  * at start-up under an advisory lock and recorded in `crdkit_authz_migrations`.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { openMigratedPgPool } from '../../../store/pg.js';
 import type { AdapterPayload } from 'oidc-provider';
 import { PURGE_EVERY, type StateBackend, type StoredRecord } from './backend.js';
 
@@ -65,45 +66,7 @@ export class PgStateBackend implements StateBackend {
 
   /** Connects to `url` and brings the table up to date. */
   static async open(url: string, now: () => number = Date.now): Promise<PgStateBackend> {
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: 4,
-      connectionTimeoutMillis: 3000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: 5000,
-      query_timeout: 6000,
-    });
-    // A dropped idle connection is replaced on the next query; the error surfaces there.
-    pool.on('error', () => undefined);
-    const client = await pool.connect().catch(async (err: unknown) => {
-      await pool.end().catch(() => undefined);
-      throw err;
-    });
-    try {
-      await client.query('BEGIN');
-      // Instances starting together take turns; the first creates, the others find it done.
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('crdkit_authz_migrations'))");
-      await client.query(`CREATE TABLE IF NOT EXISTS crdkit_authz_migrations (
-        version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const done = await client.query<{ version: number }>(
-        'SELECT version FROM crdkit_authz_migrations',
-      );
-      const applied = new Set(done.rows.map((r) => r.version));
-      for (const [index, sql] of PG_MIGRATIONS.entries()) {
-        if (applied.has(index + 1)) continue;
-        await client.query(sql);
-        await client.query('INSERT INTO crdkit_authz_migrations (version) VALUES ($1)', [
-          index + 1,
-        ]);
-      }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-      await pool.end().catch(() => undefined);
-      throw err;
-    }
-    client.release();
+    const pool = await openMigratedPgPool(url, 'authz', PG_MIGRATIONS);
     return new PgStateBackend(pool, now);
   }
 
