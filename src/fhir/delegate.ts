@@ -149,15 +149,21 @@ export async function clientAssertion(
 const OAUTH_ERROR = /^[a-z_]{1,64}$/;
 
 /**
- * Adds the client's authentication to a token request (`client_secret_basic`, or a
- * `private_key_jwt` assertion for `url`) and returns the form body to send.
+ * One POST to a token endpoint: the client's authentication added (`client_secret_basic`, or a
+ * `private_key_jwt` assertion for `url`), the answer read under the limits, and any non-200
+ * mapped to a {@link DelegateError} carrying the OAuth error code only. Returns the JSON object.
  */
-async function authenticated(
-  form: URLSearchParams,
-  headers: Record<string, string>,
-  client: DelegateClient,
+async function tokenRequest(
   url: URL,
-): Promise<Buffer> {
+  form: URLSearchParams,
+  client: DelegateClient,
+  limits: { ca?: string | Buffer; timeoutMs: number; maxBytes: number; signal?: AbortSignal },
+  refused: string,
+): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/x-www-form-urlencoded',
+    Accept: 'application/json',
+  };
   if ('clientSecret' in client) {
     headers.Authorization = basic(client.clientId, client.clientSecret);
   } else {
@@ -167,7 +173,38 @@ async function authenticated(
   }
   const body = Buffer.from(form.toString());
   headers['Content-Length'] = String(body.length);
-  return body;
+  const { status, text } = await post(
+    url,
+    headers,
+    body,
+    limits.ca,
+    limits.timeoutMs,
+    limits.maxBytes,
+    limits.signal,
+  );
+  let json: Record<string, unknown> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      json = parsed as Record<string, unknown>;
+    }
+  } catch {
+    json = undefined;
+  }
+  if (status !== 200) {
+    const error =
+      typeof json?.error === 'string' && OAUTH_ERROR.test(json.error) ? json.error : undefined;
+    if (error && status >= 400 && status < 500) {
+      throw new DelegateError('ERR_DELEGATE_REFUSED', `${refused}: ${error}`, error, status);
+    }
+    throw new DelegateError(
+      'ERR_DELEGATE_STATUS',
+      `token endpoint answered ${status}${error ? ` (${error})` : ''}`,
+      error,
+      status,
+    );
+  }
+  return { status, json };
 }
 
 /**
@@ -194,48 +231,18 @@ export async function exchangeToken(opts: ExchangeTokenOptions): Promise<Exchang
   });
   if (opts.resource !== undefined) form.set('resource', opts.resource);
   if (opts.scope !== undefined) form.set('scope', opts.scope);
-  const headers: Record<string, string> = {
-    'Content-Type': 'application/x-www-form-urlencoded',
-    Accept: 'application/json',
-  };
-  const body = await authenticated(form, headers, client, url);
-
-  const { status, text } = await post(
+  const { status, json } = await tokenRequest(
     url,
-    headers,
-    body,
-    opts.ca,
-    timeoutMs,
-    maxBytes,
-    opts.signal,
+    form,
+    client,
+    {
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      timeoutMs,
+      maxBytes,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    },
+    'token exchange refused',
   );
-  let json: Record<string, unknown> | undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
-      json = parsed as Record<string, unknown>;
-    }
-  } catch {
-    json = undefined;
-  }
-  if (status !== 200) {
-    const error =
-      typeof json?.error === 'string' && OAUTH_ERROR.test(json.error) ? json.error : undefined;
-    if (error && status >= 400 && status < 500) {
-      throw new DelegateError(
-        'ERR_DELEGATE_REFUSED',
-        `token exchange refused: ${error}`,
-        error,
-        status,
-      );
-    }
-    throw new DelegateError(
-      'ERR_DELEGATE_STATUS',
-      `token endpoint answered ${status}${error ? ` (${error})` : ''}`,
-      error,
-      status,
-    );
-  }
   const accessToken = json?.access_token;
   const tokenType = json?.token_type;
   const issuedTokenType = json?.issued_token_type;
@@ -354,37 +361,19 @@ export async function clientCredentialsToken(
   opts: ClientCredentialsOptions,
 ): Promise<{ accessToken: string; expiresIn: number; scope?: string }> {
   const url = endpointUrl(opts.tokenEndpoint);
-  const client = opts.client;
   const form = new URLSearchParams({ grant_type: 'client_credentials', scope: opts.scope });
-  const headers: Record<string, string> = {
-    'Content-Type': 'application/x-www-form-urlencoded',
-    Accept: 'application/json',
-  };
-  const body = await authenticated(form, headers, client, url);
-  const { status, text } = await post(
+  const { json = {} } = await tokenRequest(
     url,
-    headers,
-    body,
-    opts.ca,
-    opts.timeoutMs ?? 5000,
-    65_536,
-    opts.signal,
+    form,
+    opts.client,
+    {
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      timeoutMs: opts.timeoutMs ?? 5000,
+      maxBytes: 65_536,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    },
+    'token request refused',
   );
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // handled below
-  }
-  if (status !== 200) {
-    const error = typeof json.error === 'string' && OAUTH_ERROR.test(json.error) ? json.error : '';
-    throw new DelegateError(
-      status >= 400 && status < 500 && error ? 'ERR_DELEGATE_REFUSED' : 'ERR_DELEGATE_STATUS',
-      `token endpoint answered ${status}${error ? ` (${error})` : ''}`,
-      error || undefined,
-      status,
-    );
-  }
   if (
     typeof json.access_token !== 'string' ||
     !json.access_token ||
