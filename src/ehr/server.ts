@@ -26,7 +26,7 @@ import {
 } from './authz/index.js';
 import { registerTokenExchange } from './authz/token-exchange.js';
 import type { EhrConfig } from './config.js';
-import { registerFhirApi } from './fhir/index.js';
+import { registerFhirApi, type PayerSharing } from './fhir/index.js';
 import { openOpaqueIds, type OpaqueIds } from './ids.js';
 import { seedDemoData, type DemoRefs } from './seed/index.js';
 import { openResourceStore, type ResourceStore } from './store/index.js';
@@ -75,30 +75,41 @@ function payerSharing(config: EhrConfig, store: ResourceStore) {
       return local ? match(store.read<Organization>('Organization', local[1]!)?.identifier) : false;
     });
   };
-  const withhold = (resource: Resource, grant: AccessGrant): boolean => {
-    if (resource.resourceType === 'Consent') return true; // what a patient restricted is private
-    if (resource.resourceType === 'Coverage' && !isPayor(resource, grant.payer!)) return true;
-    const patient = grant.patient ?? patientOf(resource);
-    const consents = patient
-      ? store.search<Consent>('Consent', [
-          { name: 'patient', values: [`Patient/${patient}`] },
-          { name: 'status', values: ['active'] },
-        ])
-      : [];
-    const id = identifiersOf(grant.payer!)[0];
-    const reasons = judgeResource(policy, resource as never, {
-      consents,
-      payer: id ? { identifier: `${id.system}|${id.value}` } : {},
-      now: new Date(),
-    });
-    return reasons.length > 0;
-  };
   const redact = (resource: Resource): Resource => {
     const copy = structuredClone(resource) as Resource & Record<string, unknown>;
     stripElements(copy, settings.elements ?? []);
     return copy;
   };
-  return { withhold, redact };
+  return (grant: AccessGrant): PayerSharing => {
+    const id = identifiersOf(grant.payer!)[0];
+    const payer = id ? { identifier: `${id.system}|${id.value}` } : {};
+    const now = new Date();
+    // Each patient's active Consents are read once per request, not once per resource.
+    const consents = new Map<string, Consent[]>();
+    const consentsOf = (patient: string) => {
+      let found = consents.get(patient);
+      if (!found) {
+        found = store.search<Consent>('Consent', [
+          { name: 'patient', values: [`Patient/${patient}`] },
+          { name: 'status', values: ['active'] },
+        ]);
+        consents.set(patient, found);
+      }
+      return found;
+    };
+    const withhold = (resource: Resource): boolean => {
+      if (resource.resourceType === 'Consent') return true; // what a patient restricted is private
+      if (resource.resourceType === 'Coverage' && !isPayor(resource, grant.payer!)) return true;
+      const patient = grant.patient ?? patientOf(resource);
+      const reasons = judgeResource(policy, resource as never, {
+        consents: patient ? consentsOf(patient) : [],
+        payer,
+        now,
+      });
+      return reasons.length > 0;
+    };
+    return { withhold, redact };
+  };
 }
 
 /**
@@ -284,7 +295,7 @@ export async function buildEhr(deps: EhrDeps): Promise<EhrSide> {
       ids,
       audit,
       instance,
-      ...payerSharing(config, store),
+      sharing: payerSharing(config, store),
       requestsPerMinute: config.limits.requestsPerMinute,
     });
     // The CDS Hooks JWK Set of this EHR's CRD client (the `jku` payers fetch): public keys only,

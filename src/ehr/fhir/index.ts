@@ -53,15 +53,20 @@ export interface FhirApiOptions {
   /** Requests per minute per OAuth client (default 6000), in memory, per process. */
   requestsPerMinute?: number;
   /**
-   * The EHR's sharing policy for payers' own queries (the client is the final arbiter): true
-   * when `resource` must not reach the payer of `grant`. A withheld resource is answered like
-   * one the token may not see (404 on read, left out of searches).
+   * The EHR's sharing policy for payers' own queries (the client is the final arbiter), made
+   * once per request of a payer's grant: `withhold` is true when a resource must not reach that
+   * payer (it is answered like one the token may not see: 404 on read, left out of searches);
+   * `redact` is a copy without the policy's stripped elements.
    */
-  withhold?: (resource: Resource, grant: AccessGrant) => boolean;
-  /** The same policy's stripped elements: a copy of `resource` as that payer may see it. */
-  redact?: (resource: Resource, grant: AccessGrant) => Resource;
+  sharing?: (grant: AccessGrant) => PayerSharing;
   /** The clock (tests freeze it). */
   now?: () => Date;
+}
+
+/** See {@link FhirApiOptions.sharing}. */
+export interface PayerSharing {
+  withhold(resource: Resource): boolean;
+  redact(resource: Resource): Resource;
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
@@ -165,29 +170,25 @@ export async function registerFhirApi(
     }
   };
 
-  const context = (req: FastifyRequest): InteractionContext => ({
-    store: opts.store,
-    baseUrl,
-    access: req.ehrFhir!,
-    view: req.ehrFhir!.view!,
-    ...(opts.redact
-      ? {
-          redact: (r: Resource) =>
-            req.ehrFhir!.view!.payer !== undefined ? opts.redact!(r, req.ehrFhir!.grant!) : r,
-        }
-      : {}),
-    ...(opts.withhold
-      ? {
-          withhold: (r: Resource) =>
-            req.ehrFhir!.view!.payer !== undefined && opts.withhold!(r, req.ehrFhir!.grant!),
-        }
-      : {}),
-    onGuard: (type) =>
-      log.error(
-        { code: 'ERR_SEC7', type },
-        'EHR FHIR API: refused a resource whose id is related to a business identifier',
-      ),
-  });
+  const context = (req: FastifyRequest): InteractionContext => {
+    // The EHR's own apps (grants without a payer) see what their scopes allow, unfiltered.
+    const sharing =
+      opts.sharing && req.ehrFhir!.view!.payer !== undefined
+        ? opts.sharing(req.ehrFhir!.grant!)
+        : undefined;
+    return {
+      store: opts.store,
+      baseUrl,
+      access: req.ehrFhir!,
+      view: req.ehrFhir!.view!,
+      ...(sharing ? { withhold: sharing.withhold, redact: sharing.redact } : {}),
+      onGuard: (type) =>
+        log.error(
+          { code: 'ERR_SEC7', type },
+          'EHR FHIR API: refused a resource whose id is related to a business identifier',
+        ),
+    };
+  };
 
   await app.register(
     async (api) => {
