@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { AuditStore } from '../audit/types.js';
 import { SUPPORTED_VERSIONS } from '../crd/configuration.js';
 import { ORDER_TYPES } from '../crd/hooks.js';
-import { prefetchResourceTypes } from '../crd/prefetch-templates.js';
+import { prefetchResourceTypes, templateResourceType } from '../crd/prefetch-templates.js';
 import type { FhirClient } from '../fhir/client.js';
 import type { FhirAuthorization, HookTokenInput } from '../ehr/authz/types.js';
 import type { OpaqueIds } from '../ehr/ids.js';
@@ -201,7 +201,7 @@ export const PAYER_READABLE_TYPES: ReadonlySet<string> = new Set([
 function readableTemplates(templates: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(templates).filter(([, t]) => {
-      const type = /^([A-Z][A-Za-z]+)[/?]/.exec(t.trim())?.[1];
+      const type = templateResourceType(t);
       return type === undefined || PAYER_READABLE_TYPES.has(type);
     }),
   );
@@ -540,9 +540,8 @@ export class CrdClient {
         );
     const shared = applySharingPolicy(o.policy, {
       context,
-      // The client reads with its own system-wide access: whatever a payer's template asks,
-      // only this patient's data (and shared records such as practitioners) may leave.
-      prefetch: onlyPatient(prefetch.prefetch, call.patient),
+      // Already screened by the reader: this patient's data and shared records only.
+      prefetch: prefetch.prefetch,
       consents: consents ?? [],
       payer: { identifier: `${payer.identifiers[0]?.system}|${payer.identifiers[0]?.value}` },
     });
@@ -777,36 +776,6 @@ function emptyResult(payer: PayerEndpoint, coverage: Coverage, primary: boolean)
 function isMine(r: Resource, patient: string): boolean {
   const owner = patientOf(r);
   return owner === undefined ? !PATIENT_COMPARTMENT_TYPES.has(r.resourceType) : owner === patient;
-}
-
-/**
- * The prefetch without other patients' data: a resource in a patient compartment that belongs to
- * another patient is dropped (a single resource becomes an absent key, a Bundle loses the entry).
- */
-function onlyPatient(
-  prefetch: Record<string, Resource | null>,
-  patient: string,
-): Record<string, Resource | null> {
-  const mine = (r: Resource | undefined) => {
-    if (!r) return false;
-    if (r.resourceType === 'Patient') return r.id === patient;
-    const owner = patientOf(r);
-    return owner === undefined ? !PATIENT_COMPARTMENT_TYPES.has(r.resourceType) : owner === patient;
-  };
-  const out: Record<string, Resource | null> = {};
-  for (const [key, value] of Object.entries(prefetch)) {
-    if (value === null) out[key] = null;
-    else if (value.resourceType === 'Bundle') {
-      const bundle = value as Bundle;
-      const entry = (bundle.entry ?? []).filter((e) => mine(e.resource));
-      out[key] = {
-        ...bundle,
-        entry,
-        ...(bundle.total !== undefined ? { total: entry.length } : {}),
-      };
-    } else if (mine(value)) out[key] = value;
-  }
-  return out;
 }
 
 /** The hook context by the EHR's own ids (CDS Hooks library v1.0.1 context fields). */

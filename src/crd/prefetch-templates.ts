@@ -152,8 +152,16 @@ export const ENCOUNTER_PREFETCH: Record<string, string> = {
 export function prefetchResourceTypes(templates: Record<string, string>): string[] {
   const types = new Set<string>();
   for (const template of Object.values(templates)) {
-    const type = /^([A-Z][A-Za-z]+)[/?]/.exec(template.trim())?.[1];
+    const type = templateResourceType(template);
     if (type) types.add(type);
   }
   return [...types].sort();
+}
+
+/**
+ * The resource type a template reads or searches (`Coverage?…`, `Patient/{{…}}`, a bare
+ * `Consent`); undefined for a whole-token template such as `{{context.userId}}`.
+ */
+export function templateResourceType(template: string): string | undefined {
+  return /^([A-Z][A-Za-z]+)(?:[/?]|$)/.exec(template.trim())?.[1];
 }
