@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 /**
  * `crdkit audit verify | export | purge | review`: the audit trail from the command line
  * (found-38, sec-8).
@@ -12,8 +12,8 @@ import {
   type AuditStore,
 } from '../audit/index.js';
 import { demoConfig } from '../config/demo.js';
-import { ConfigError, loadConfig, readJsonConfig } from '../config/load.js';
-import { loadEhrConfig } from '../ehr/config.js';
+import { checkConfig, ConfigError, readJsonConfig, resolveConfig } from '../config/load.js';
+import { checkEhrConfig, resolveEhrConfig } from '../ehr/config.js';
 import { ehrDemoConfig } from '../ehr/demo.js';
 import type { Config } from '../config/schema.js';
 import { formatReview, NO_ACCESS, REVIEW_DEFAULTS, reviewAccesses } from '../ehr/review.js';
@@ -30,8 +30,11 @@ async function auditSettings(
 ): Promise<Pick<Config, 'audit' | 'dataDir'>> {
   if (options.config) {
     const raw = readJsonConfig(options.config);
+    const baseDir = dirname(resolve(options.config));
     const isServer = typeof raw === 'object' && raw !== null && 'rules' in raw;
-    return isServer ? loadConfig(options.config) : loadEhrConfig(options.config);
+    return isServer
+      ? resolveConfig(checkConfig(raw), baseDir)
+      : resolveEhrConfig(checkEhrConfig(raw), baseDir);
   }
   return options.ehr ? (await ehrDemoConfig()).config : (await demoConfig()).config;
 }
