@@ -58,18 +58,48 @@ function toPayload(row: Row | undefined): AdapterPayload | undefined {
   return row.consumed_at === null ? payload : { ...payload, consumed: row.consumed_at };
 }
 
+/** The backend's statements, prepared once per connection. */
+function statements(db: Database) {
+  const select = (where: string) =>
+    db.prepare(`SELECT payload, consumed_at FROM authz_state WHERE ${where} AND ${LIVE} LIMIT 1`);
+  return {
+    purge: db.prepare('DELETE FROM authz_state WHERE expires_at <= ?'),
+    upsert: db.prepare(
+      `INSERT INTO authz_state ${COLUMNS} VALUES ${VALUES}
+       ON CONFLICT (model, key) DO UPDATE SET ${UPDATE}`,
+    ),
+    find: select('model = @model AND key = @key'),
+    findByUid: select('model = @model AND uid = @value'),
+    findByUserCode: select('model = @model AND user_code = @value'),
+    consume: db.prepare(
+      `UPDATE authz_state SET consumed_at = @at
+       WHERE model = @model AND key = @key AND consumed_at IS NULL AND ${LIVE}`,
+    ),
+    destroy: db.prepare('DELETE FROM authz_state WHERE model = ? AND key = ?'),
+    revokeByGrantId: db.prepare('DELETE FROM authz_state WHERE model = ? AND grant_id = ?'),
+    insertIfAbsent: db.prepare(
+      `INSERT INTO authz_state ${COLUMNS} VALUES ${VALUES}
+       ON CONFLICT (model, key) DO UPDATE SET ${UPDATE}
+       WHERE authz_state.expires_at IS NOT NULL AND authz_state.expires_at <= @now`,
+    ),
+  };
+}
+
 /** The SQLite backend on the database file at `path` (`:memory:` for tests). */
 export class SqliteStateBackend implements StateBackend {
   readonly kind = 'sqlite';
   readonly #db: Database;
   readonly #now: () => number;
   #writes = 0;
+  /** Prepared once: token lookups run on every request to the FHIR API. */
+  readonly #sql: ReturnType<typeof statements>;
 
   constructor(path: string, now: () => number = Date.now) {
     this.#db = openSqlite(path);
     this.#now = now;
     try {
       migrate(this.#db, 'ehr-authz', SQLITE_MIGRATIONS);
+      this.#sql = statements(this.#db);
     } catch (err) {
       this.#db.close();
       throw err;
@@ -79,26 +109,16 @@ export class SqliteStateBackend implements StateBackend {
   #purgeNow(): void {
     this.#writes += 1;
     if (this.#writes % PURGE_EVERY !== 0) return;
-    this.#db.prepare('DELETE FROM authz_state WHERE expires_at <= ?').run(this.#now());
+    this.#sql.purge.run(this.#now());
   }
 
   async upsert(model: string, key: string, record: StoredRecord): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO authz_state ${COLUMNS} VALUES ${VALUES}
-         ON CONFLICT (model, key) DO UPDATE SET ${UPDATE}`,
-      )
-      .run(params(model, key, record, this.#now()));
+    this.#sql.upsert.run(params(model, key, record, this.#now()));
     this.#purgeNow();
   }
 
   async find(model: string, key: string): Promise<AdapterPayload | undefined> {
-    const row = this.#db
-      .prepare(
-        `SELECT payload, consumed_at FROM authz_state WHERE model = @model AND key = @key AND ${LIVE}`,
-      )
-      .get({ model, key, now: this.#now() }) as Row | undefined;
-    return toPayload(row);
+    return toPayload(this.#sql.find.get({ model, key, now: this.#now() }) as Row | undefined);
   }
 
   async findBy(
@@ -106,45 +126,26 @@ export class SqliteStateBackend implements StateBackend {
     index: 'uid' | 'userCode',
     value: string,
   ): Promise<AdapterPayload | undefined> {
-    const column = index === 'uid' ? 'uid' : 'user_code';
-    const row = this.#db
-      .prepare(
-        `SELECT payload, consumed_at FROM authz_state
-         WHERE model = @model AND ${column} = @value AND ${LIVE} LIMIT 1`,
-      )
-      .get({ model, value, now: this.#now() }) as Row | undefined;
-    return toPayload(row);
+    const statement = index === 'uid' ? this.#sql.findByUid : this.#sql.findByUserCode;
+    return toPayload(statement.get({ model, value, now: this.#now() }) as Row | undefined);
   }
 
   async consume(model: string, key: string, at: number): Promise<boolean> {
-    const { changes } = this.#db
-      .prepare(
-        `UPDATE authz_state SET consumed_at = @at
-         WHERE model = @model AND key = @key AND consumed_at IS NULL AND ${LIVE}`,
-      )
-      .run({ model, key, at, now: this.#now() });
+    const { changes } = this.#sql.consume.run({ model, key, at, now: this.#now() });
     return changes === 1;
   }
 
   async destroy(model: string, key: string): Promise<void> {
-    this.#db.prepare('DELETE FROM authz_state WHERE model = ? AND key = ?').run(model, key);
+    this.#sql.destroy.run(model, key);
   }
 
   async revokeByGrantId(model: string, grantId: string): Promise<void> {
-    this.#db
-      .prepare('DELETE FROM authz_state WHERE model = ? AND grant_id = ?')
-      .run(model, grantId);
+    this.#sql.revokeByGrantId.run(model, grantId);
   }
 
   async insertIfAbsent(model: string, key: string, record: StoredRecord): Promise<boolean> {
     // An expired row with the key is replaced; a live one wins and nothing changes.
-    const { changes } = this.#db
-      .prepare(
-        `INSERT INTO authz_state ${COLUMNS} VALUES ${VALUES}
-         ON CONFLICT (model, key) DO UPDATE SET ${UPDATE}
-         WHERE authz_state.expires_at IS NOT NULL AND authz_state.expires_at <= @now`,
-      )
-      .run(params(model, key, record, this.#now()));
+    const { changes } = this.#sql.insertIfAbsent.run(params(model, key, record, this.#now()));
     this.#purgeNow();
     return changes === 1;
   }
