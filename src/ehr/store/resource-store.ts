@@ -3,6 +3,7 @@
  * `resource_history`, and the index of the search parameters the FHIR API offers. Internal ids
  * are random UUIDs, never derived from a business identifier (sec-7).
  */
+import type BetterSqlite3 from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { migrate, openSqlite, type Database } from '../../store/sqlite.js';
@@ -181,7 +182,19 @@ class SqliteResourceStore implements ResourceStore {
     }
     args.push(opts.limit ?? 1000);
     const sql = `SELECT r.json FROM resources r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ?`;
-    return (this.#db.prepare(sql).all(...args) as Row[]).map((r) => JSON.parse(r.json) as T);
+    return (this.#statement(sql).all(...args) as Row[]).map((r) => JSON.parse(r.json) as T);
+  }
+
+  /** Search statements by their SQL (a search's shape repeats: prepared once, up to 256 kept). */
+  readonly #searches = new Map<string, BetterSqlite3.Statement<unknown[]>>();
+  #statement(sql: string): BetterSqlite3.Statement<unknown[]> {
+    let statement = this.#searches.get(sql);
+    if (!statement) {
+      if (this.#searches.size >= 256) this.#searches.delete(this.#searches.keys().next().value!);
+      statement = this.#db.prepare(sql);
+      this.#searches.set(sql, statement);
+    }
+    return statement;
   }
 
   create<T extends Resource>(resource: T): T {
