@@ -467,9 +467,21 @@ export class CrdClient {
         );
       }
     }
+    // The patient's privacy Consents, read once for every payer of this call.
+    const consents = (
+      (
+        (await this.#o.fhir.searchBundle(
+          'Consent',
+          new URLSearchParams({ patient: call.patient, status: 'active' }),
+          signal,
+        )) as Bundle
+      ).entry ?? []
+    )
+      .map((e) => e.resource)
+      .filter((r): r is Consent => r?.resourceType === 'Consent');
     const results = await Promise.all(
       coverages.map(({ coverage, payer }, i) =>
-        this.#callPayer(call, payer, coverage, i === 0, orders).catch(
+        this.#callPayer(call, payer, coverage, i === 0, orders, consents).catch(
           (err: Error): PayerResult => ({
             ...emptyResult(payer, coverage, i === 0),
             status: 'error',
@@ -487,6 +499,7 @@ export class CrdClient {
     coverage: Coverage,
     primary: boolean,
     orders: Resource[],
+    consents: Consent[],
   ): Promise<PayerResult> {
     const o = this.#o;
     const result = emptyResult(payer, coverage, primary);
@@ -513,16 +526,7 @@ export class CrdClient {
 
     // Context and prefetch, by the EHR's own ids, then the sharing policy (the final arbiter).
     const context = buildContext(call, orders, o.fhirBase);
-    const consents = (
-      (await o.fhir.searchBundle(
-        'Consent',
-        new URLSearchParams({ patient: call.patient, status: 'active' }),
-        AbortSignal.timeout(deadline),
-      )) as Bundle
-    ).entry
-      ?.map((e) => e.resource)
-      .filter((r) => r?.resourceType === 'Consent') as never[];
-    const screened = this.#screenedReader(call.patient, consents ?? [], payer);
+    const screened = this.#screenedReader(call.patient, consents, payer);
     const prefetch = call.noPrefetch
       ? { prefetch: {}, failed: [] }
       : await runPrefetch(
@@ -542,7 +546,7 @@ export class CrdClient {
       context,
       // Already screened by the reader: this patient's data and shared records only.
       prefetch: prefetch.prefetch,
-      consents: consents ?? [],
+      consents,
       payer: { identifier: `${payer.identifiers[0]?.system}|${payer.identifiers[0]?.value}` },
     });
     result.withheld = [...screened.withheld, ...shared.withheld];
