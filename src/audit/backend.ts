@@ -2,7 +2,7 @@
  * What the audit store needs from a database: an atomic append against the chain head, pages
  * of records in `seq` order, and the payload columns. SQLite and PostgreSQL implement it.
  */
-import type { ChainHead, StoredPayload, StoredRecord } from './chain.js';
+import type { AppendEntry, ChainHead, StoredPayload, StoredRecord } from './chain.js';
 
 /** A page of records: `seq` in (`afterSeq`, `maxSeq`], optional time window and patient. */
 export interface PageQuery {
@@ -19,12 +19,10 @@ export interface PageQuery {
 /** A database holding one audit chain. */
 export interface AuditBackend {
   /**
-   * Reads the chain head under a write lock, stores the record `make` builds on it (and its
-   * payload), and moves the head, all in one transaction; rejects on any failure.
+   * Reads the chain head under a write lock, links `entry` to it (`linkEntry`), stores the
+   * record and its payload, and moves the head, all in one transaction; rejects on any failure.
    */
-  append(
-    make: (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload },
-  ): Promise<void>;
+  append(entry: AppendEntry): Promise<void>;
   head(): Promise<ChainHead>;
   page(query: PageQuery): Promise<StoredRecord[]>;
   /** The record whose hash is `hash`, if any. */

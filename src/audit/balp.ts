@@ -61,23 +61,26 @@ const SECURITY_TYPES: Record<SecurityKind, [Coding, Coding]> = {
   'audit-read': [dcm('110101', 'Audit Log Used'), dcm('110101', 'Audit Log Used')],
 };
 
+// Objects below are written with their keys in sorted order: the chain stores canonical JSON,
+// and `canonicalJson` serialises such objects without re-sorting them (about 3x faster).
+
 function dcm(code: string, display: string): Coding {
-  return { system: DCM, code, display };
+  return { code, display, system: DCM };
 }
 
 function entityType(code: '1' | '2', display: string): Coding {
-  return { system: ENTITY_TYPE, code, display };
+  return { code, display, system: ENTITY_TYPE };
 }
 
 function role(code: string, display: string): Coding {
-  return { system: OBJECT_ROLE, code, display };
+  return { code, display, system: OBJECT_ROLE };
 }
 
 function patientEntity(reference: string): AuditEventEntity {
   return {
-    what: { reference },
-    type: entityType('1', 'Person'),
     role: role('1', 'Patient'),
+    type: entityType('1', 'Person'),
+    what: { reference },
   };
 }
 
@@ -86,26 +89,26 @@ function digestEntity(name: 'request' | 'response', body: Buffer | undefined, st
   if (body) detail.push({ type: 'sha256', valueString: sha256Hex(body) });
   if (status !== undefined) detail.push({ type: 'http-status', valueString: String(status) });
   const entity: AuditEventEntity = {
-    type: entityType('2', 'System Object'),
-    role: name === 'request' ? role('24', 'Query') : role('3', 'Report'),
-    name,
     ...(detail.length ? { detail } : {}),
+    name,
+    role: name === 'request' ? role('24', 'Query') : role('3', 'Report'),
+    type: entityType('2', 'System Object'),
   };
   return entity;
 }
 
 function serverAgent(): AuditEventAgent {
   return {
+    requestor: false,
     type: { coding: [dcm('110152', 'Destination Role ID')] },
     who: { display: 'crdkit CRD server' },
-    requestor: false,
   };
 }
 
 function observer(instance: string): AuditEvent['source'] {
   return {
     observer: { display: instance },
-    type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],
+    type: [{ code: '4', display: 'Application Server', system: SOURCE_TYPE }],
   };
 }
 
@@ -120,73 +123,75 @@ function observer(instance: string): AuditEvent['source'] {
  * ```
  */
 export function auditEventFromHook(input: HookAuditInput, id: string): AuditEvent {
+  // Keys in sorted order (see `dcm`): this event is built for every hook call.
   const client: AuditEventAgent = {
-    type: { coding: [dcm('110153', 'Source Role ID')] },
-    who: {
-      identifier: { system: CRDKIT_AUDIT_SYSTEMS.issuer, value: input.client.iss },
-      ...(input.client.name ? { display: input.client.name } : {}),
-    },
     ...(input.client.certificateSha256
       ? { altId: `x5t#S256:${input.client.certificateSha256}` }
       : {}),
     requestor: true,
+    type: { coding: [dcm('110153', 'Source Role ID')] },
+    who: {
+      ...(input.client.name ? { display: input.client.name } : {}),
+      identifier: { system: CRDKIT_AUDIT_SYSTEMS.issuer, value: input.client.iss },
+    },
   };
   const entity: AuditEventEntity[] = [];
   if (input.patient) entity.push(patientEntity(input.patient));
   for (const reference of input.orders) {
     entity.push({
-      what: { reference },
-      type: entityType('2', 'System Object'),
       role: role('4', 'Domain Resource'),
+      type: entityType('2', 'System Object'),
+      what: { reference },
     });
   }
   if (input.hookInstance) {
     entity.push({
+      name: 'hookInstance',
+      role: role('20', 'Job'),
+      type: entityType('2', 'System Object'),
       what: {
         identifier: { system: CRDKIT_AUDIT_SYSTEMS.hookInstance, value: input.hookInstance },
       },
-      type: entityType('2', 'System Object'),
-      role: role('20', 'Job'),
-      name: 'hookInstance',
     });
   }
   for (const value of input.coverageAssertionIds) {
     entity.push({
-      what: { identifier: { system: CRDKIT_AUDIT_SYSTEMS.coverageAssertionId, value } },
-      type: entityType('2', 'System Object'),
-      role: role('3', 'Report'),
       name: 'coverage-assertion-id',
+      role: role('3', 'Report'),
+      type: entityType('2', 'System Object'),
+      what: { identifier: { system: CRDKIT_AUDIT_SYSTEMS.coverageAssertionId, value } },
     });
   }
   for (const w of input.withheld ?? []) {
     entity.push({
-      what: { reference: w.reference },
-      type: entityType('2', 'System Object'),
-      role: role('4', 'Domain Resource'),
-      name: 'withheld',
       description: w.reason,
+      name: 'withheld',
+      role: role('4', 'Domain Resource'),
+      type: entityType('2', 'System Object'),
+      what: { reference: w.reference },
     });
   }
   entity.push(digestEntity('request', input.requestBody));
   entity.push(digestEntity('response', input.responseBody, input.status));
+  const server = serverAgent();
   return {
-    resourceType: 'AuditEvent',
-    id,
-    type: dcm('110112', 'Query'),
-    subtype: [
-      ...(input.hook ? [{ system: CRDKIT_AUDIT_SYSTEMS.hook, code: input.hook }] : []),
-      ...(input.service ? [{ system: CRDKIT_AUDIT_SYSTEMS.service, code: input.service }] : []),
-    ],
     action: 'E',
-    recorded: input.at.toISOString(),
-    outcome: OUTCOME[input.outcome],
-    ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
     agent: [
       client,
-      input.destination ? { ...serverAgent(), who: { display: input.destination } } : serverAgent(),
+      input.destination ? { ...server, who: { display: input.destination } } : server,
     ],
-    source: observer(input.instance)!,
     entity,
+    id,
+    outcome: OUTCOME[input.outcome],
+    ...(input.errorCode ? { outcomeDesc: input.errorCode } : {}),
+    recorded: input.at.toISOString(),
+    resourceType: 'AuditEvent',
+    source: observer(input.instance)!,
+    subtype: [
+      ...(input.hook ? [{ code: input.hook, system: CRDKIT_AUDIT_SYSTEMS.hook }] : []),
+      ...(input.service ? [{ code: input.service, system: CRDKIT_AUDIT_SYSTEMS.service }] : []),
+    ],
+    type: dcm('110112', 'Query'),
   };
 }
 

@@ -3,7 +3,7 @@
  * `hash = SHA-256(prevHash "\n" canonicalJson(document))`. The document is everything recorded
  * except the encrypted payload columns, so purging payloads leaves every hash valid.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 /** What a record is about: a hook call, a security event, a FHIR access, a token event. */
 export type RecordKind = 'hook' | 'security' | 'fhir-access' | 'token';
@@ -40,6 +40,18 @@ export interface StoredPayload {
   response: Buffer | null;
 }
 
+/**
+ * A record to append, before it is linked: everything but `seq`, the links and the hash, with
+ * the AuditEvent still an object. The backend links it to the chain head inside its append
+ * transaction ({@link linkEntry}), so this is plain data that can cross to a worker thread.
+ */
+export interface AppendEntry {
+  fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash' | 'event'> & {
+    event: unknown;
+  };
+  payload?: StoredPayload;
+}
+
 /** The last link of the chain, kept in its own row so a cut tail is seen. */
 export interface ChainHead {
   seq: number;
@@ -49,11 +61,30 @@ export interface ChainHead {
 
 /** JSON with object keys sorted at every level and no whitespace (undefined members dropped). */
 export function canonicalJson(value: unknown): string {
-  // Native JSON.stringify with keys sorted by a replacer: the same text as a hand-written
-  // canonical writer, several times faster (this runs for every record appended and verified).
-  const text = JSON.stringify(value, sortKeys);
+  // Native JSON.stringify, plain when every object's keys are already in order (records are
+  // built that way), else with keys sorted by a replacer; both are several times faster than a
+  // hand-written canonical writer, and the plain one about three times faster again (this runs
+  // for every record appended and verified).
+  const text = inOrder(value) ? JSON.stringify(value) : JSON.stringify(value, sortKeys);
   if (text === undefined) throw new TypeError('canonicalJson: value is not JSON');
   return text;
+}
+
+/**
+ * Whether `JSON.stringify(v)` already writes every object's keys in sorted order. Objects with
+ * `toJSON` (Dates, Buffers) answer no: the replacer path sees what they turn into.
+ */
+function inOrder(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return true;
+  if (Array.isArray(v)) return v.every(inOrder);
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+  let previous: string | undefined;
+  for (const key of Object.keys(v)) {
+    if (previous !== undefined && !(previous < key)) return false;
+    if (!inOrder((v as Record<string, unknown>)[key])) return false;
+    previous = key;
+  }
+  return true;
 }
 
 function sortKeys(_key: string, v: unknown): unknown {
@@ -63,6 +94,22 @@ function sortKeys(_key: string, v: unknown): unknown {
   return sorted;
 }
 
+const uuidBytes = Buffer.alloc(16);
+
+/**
+ * A record id: a version 7 UUID (RFC 9562), 48 bits of Unix milliseconds then 74 random bits.
+ * Ids that grow with time keep the `id` index of the audit table append-only instead of
+ * touching a random page of it on every record.
+ */
+export function recordId(nowMs: number = Date.now()): string {
+  const b = randomFillSync(uuidBytes);
+  b.writeUIntBE(nowMs, 0, 6);
+  b[6] = (b[6]! & 0x0f) | 0x70;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** Lower-case hex SHA-256 of `data`. */
 export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -70,16 +117,17 @@ export function sha256Hex(data: string | Buffer): string {
 
 /** The hash a record must carry, recomputed from its columns (`seq` may be overridden). */
 export function recordHash(record: Omit<StoredRecord, 'hash'>, seq = record.seq): string {
+  // Keys in sorted order, so canonicalJson takes its fast path.
   const rest = canonicalJson({
-    v: 1,
-    seq,
+    expiresAt: record.expiresAt,
     id: record.id,
     instance: record.instance,
     kind: record.kind,
-    recordedAt: record.recordedAt,
     patient: record.patient,
     prevId: record.prevId,
-    expiresAt: record.expiresAt,
+    recordedAt: record.recordedAt,
+    seq,
+    v: 1,
   });
   // `event` is stored as canonical JSON text, and sorts first: spliced in as stored, so any
   // change to its bytes changes the hash (and it is not parsed and re-serialised per record).
@@ -93,6 +141,15 @@ export function link(
 ): StoredRecord {
   const unhashed = { ...fields, seq: head.seq + 1, prevId: head.id, prevHash: head.hash };
   return { ...unhashed, hash: recordHash(unhashed) };
+}
+
+/** The stored record (and payload) of `entry`, appended after `head`. */
+export function linkEntry(
+  head: ChainHead,
+  entry: AppendEntry,
+): { record: StoredRecord; payload?: StoredPayload } {
+  const record = link(head, { ...entry.fields, event: canonicalJson(entry.fields.event) });
+  return entry.payload ? { record, payload: entry.payload } : { record };
 }
 
 /**

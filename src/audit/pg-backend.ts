@@ -8,9 +8,11 @@ import type pg from 'pg';
 import { inTransaction, openMigratedPgPool } from '../store/pg.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import {
+  type AppendEntry,
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
+  linkEntry,
   recordColumns,
   type StoredPayload,
   type StoredRecord,
@@ -77,15 +79,13 @@ export class PgAuditBackend implements AuditBackend {
     return new PgAuditBackend(pool);
   }
 
-  async append(
-    make: (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload },
-  ): Promise<void> {
+  async append(entry: AppendEntry): Promise<void> {
     await inTransaction(this.pool, async (c) => {
       const locked = await c.query(
         'SELECT seq, hash, id FROM audit_chain_head WHERE chain = $1 FOR UPDATE',
         [CHAIN],
       );
-      const { record: r, payload: p } = make(toHead(locked.rows[0]));
+      const { record: r, payload: p } = linkEntry(toHead(locked.rows[0]), entry);
       await c.query(
         `INSERT INTO audit_records (seq, id, instance, kind, recorded_at, patient, prev_id,
           prev_hash, hash, expires_at, event, payload_key_id, request_ct, response_ct)

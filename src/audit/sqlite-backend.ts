@@ -2,14 +2,19 @@
  * The audit chain in SQLite (`audit.db` in the data folder, 0600): one chain, appended in
  * `BEGIN IMMEDIATE` transactions so several processes on one host serialize on the write lock.
  * `secure_delete` overwrites purged payload bytes in the file.
+ *
+ * This class does its work on the calling thread; `openAuditStore` runs it on a worker thread
+ * of its own (`sqlite-thread.ts`) so a server's event loop does not pay for it.
  */
 import { join } from 'node:path';
 import { migrate, openSqlite, type Database } from '../store/sqlite.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import {
+  type AppendEntry,
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
+  linkEntry,
   recordColumns,
   type StoredPayload,
   type StoredRecord,
@@ -49,10 +54,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 const COLUMNS = `seq, id, instance, kind, recorded_at AS recordedAt, patient, prev_id AS prevId,
   prev_hash AS prevHash, hash, expires_at AS expiresAt, event`;
 
-/** The SQLite audit backend. */
-/** Builds one record from the chain head, inside the append transaction. */
-type Maker = (head: ChainHead) => { record: StoredRecord; payload?: StoredPayload };
-
+/** The SQLite audit backend, on the calling thread. */
 export class SqliteAuditBackend implements AuditBackend {
   readonly #db: Database;
 
@@ -69,9 +71,9 @@ export class SqliteAuditBackend implements AuditBackend {
   }
 
   /** The append transaction, prepared once (the hot path of every hook call). */
-  #appendBatch?: (makers: Maker[]) => boolean[];
+  #appendBatch?: (entries: AppendEntry[]) => boolean[];
   /** Appends waiting for the next group commit. */
-  #pending: Array<{ make: Maker; resolve: () => void; reject: (err: unknown) => void }> = [];
+  #pending: Array<{ entry: AppendEntry; resolve: () => void; reject: (err: unknown) => void }> = [];
   #flushScheduled = false;
 
   /**
@@ -79,9 +81,9 @@ export class SqliteAuditBackend implements AuditBackend {
    * arrival order, so the chain is the same as one by one. Each promise resolves only once its
    * record is committed (the caller then answers), or rejects if it is not.
    */
-  append(make: Maker): Promise<void> {
+  append(entry: AppendEntry): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ make, resolve, reject });
+      this.#pending.push({ entry, resolve, reject });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         setImmediate(() => this.#flush());
@@ -95,7 +97,7 @@ export class SqliteAuditBackend implements AuditBackend {
     if (batch.length === 0) return;
     let made: boolean[];
     try {
-      made = this.#batchTransaction()(batch.map((b) => b.make));
+      made = this.#batchTransaction()(batch.map((b) => b.entry));
     } catch (err) {
       for (const b of batch) b.reject(err);
       return;
@@ -103,7 +105,7 @@ export class SqliteAuditBackend implements AuditBackend {
     batch.forEach((b, i) => (made[i] ? b.resolve() : b.reject(new Error('record not built'))));
   }
 
-  #batchTransaction(): (makers: Maker[]) => boolean[] {
+  #batchTransaction(): (entries: AppendEntry[]) => boolean[] {
     if (this.#appendBatch) return this.#appendBatch;
     const db = this.#db;
     const headStmt = db.prepare('SELECT seq, hash, id FROM audit_chain_head WHERE chain = ?');
@@ -115,12 +117,12 @@ export class SqliteAuditBackend implements AuditBackend {
     const move = db.prepare(
       'UPDATE audit_chain_head SET seq = ?, hash = ?, id = ? WHERE chain = ?',
     );
-    const tx = db.transaction((makers: Maker[]) => {
+    const tx = db.transaction((entries: AppendEntry[]) => {
       let head = headStmt.get(CHAIN) as ChainHead;
-      const made = makers.map((make) => {
-        let built: ReturnType<Maker>;
+      const made = entries.map((entry) => {
+        let built: ReturnType<typeof linkEntry>;
         try {
-          built = make(head);
+          built = linkEntry(head, entry);
         } catch {
           return false; // this record only; the others of the batch go on
         }
@@ -132,7 +134,7 @@ export class SqliteAuditBackend implements AuditBackend {
       move.run(head.seq, head.hash, head.id, CHAIN);
       return made;
     });
-    this.#appendBatch = (makers) => tx.immediate(makers);
+    this.#appendBatch = (entries) => tx.immediate(entries);
     return this.#appendBatch;
   }
 

@@ -4,7 +4,6 @@
  * retention. The database behind it is SQLite or PostgreSQL.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ConfigError } from '../config/load.js';
 import type { AuditBackend } from './backend.js';
@@ -14,11 +13,11 @@ import {
   auditEventFromSecurity,
   auditEventFromToken,
 } from './balp.js';
-import { canonicalJson, link, type RecordKind, type StoredPayload } from './chain.js';
+import { recordId, type RecordKind, type StoredPayload } from './chain.js';
 import { PayloadCipher } from './cipher.js';
 import { AuditUnavailableError, driverCode } from './errors.js';
 import { PgAuditBackend } from './pg-backend.js';
-import { SqliteAuditBackend } from './sqlite-backend.js';
+import { ThreadedSqliteAuditBackend } from './sqlite-thread.js';
 import type * as T from './types.js';
 import {
   checkSecurityInput,
@@ -52,7 +51,7 @@ class Store implements T.AuditStore {
 
   async appendHook(raw: T.HookAuditInput): Promise<{ id: string }> {
     const input = cleanHookInput(raw);
-    const id = randomUUID();
+    const id = recordId();
     const event = auditEventFromHook(input, id);
     // sec-6: the bodies are kept only encrypted, and only with a key configured.
     let payload: StoredPayload | undefined;
@@ -72,14 +71,14 @@ class Store implements T.AuditStore {
 
   async appendSecurity(input: T.SecurityAuditInput): Promise<{ id: string }> {
     checkSecurityInput(input);
-    const id = randomUUID();
+    const id = recordId();
     const event = auditEventFromSecurity(input, id);
     return this.#append(id, 'security', input.at, input.patient ?? null, event, null, undefined);
   }
 
   async appendFhirAccess(raw: T.FhirAccessAuditInput): Promise<{ id: string }> {
     const input = cleanFhirAccessInput(raw);
-    const id = randomUUID();
+    const id = recordId();
     const event = auditEventFromFhirAccess(input, id);
     const patient = input.contextPatient ?? input.patients[0] ?? null;
     return this.#append(id, 'fhir-access', input.at, patient, event, null, undefined);
@@ -87,7 +86,7 @@ class Store implements T.AuditStore {
 
   async appendToken(raw: T.TokenAuditInput): Promise<{ id: string }> {
     const input = cleanTokenInput(raw);
-    const id = randomUUID();
+    const id = recordId();
     const event = auditEventFromToken(input, id);
     return this.#append(id, 'token', input.at, input.patient ?? null, event, null, undefined);
   }
@@ -109,13 +108,11 @@ class Store implements T.AuditStore {
       recordedAt: at.getTime(),
       patient,
       expiresAt,
-      event: canonicalJson(event),
+      // Serialised (canonical JSON) and hashed by the backend, off this thread for SQLite.
+      event,
     };
     try {
-      await this.backend.append((head) => ({
-        record: link(head, fields),
-        ...(payload ? { payload } : {}),
-      }));
+      await this.backend.append(payload ? { fields, payload } : { fields });
     } catch (err) {
       // found-37: no record, no answer; the caller turns this into a 503.
       throw new AuditUnavailableError(driverCode(err));
@@ -210,7 +207,7 @@ export async function openAuditStore(opts: T.OpenAuditStoreOptions): Promise<T.A
   }
   const now = opts.now ?? (() => new Date());
   if (opts.url === 'sqlite') {
-    return new Store(new SqliteAuditBackend(opts.dataDir), opts, cipher, now);
+    return new Store(await ThreadedSqliteAuditBackend.open(opts.dataDir), opts, cipher, now);
   }
   if (/^postgres(?:ql)?:\/\//.test(opts.url)) {
     const backend = await PgAuditBackend.open(opts.url).catch((err: unknown) => {
