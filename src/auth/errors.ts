@@ -68,3 +68,20 @@ export class ReplayCapacityError extends CdsError {
     super(503, 'ERR_REPLAY_CAPACITY', 'the JWT replay store is full; retry later', 'throttled');
   }
 }
+
+/**
+ * The replay store could not record a `jti` (its database failed or its thread stopped): the
+ * token is refused with 503 rather than accepted unrecorded.
+ */
+export class ReplayUnavailableError extends CdsError {
+  override name = 'ReplayUnavailableError';
+
+  constructor() {
+    super(
+      503,
+      'ERR_REPLAY_UNAVAILABLE',
+      'the JWT replay store is unavailable; retry later',
+      'transient',
+    );
+  }
+}

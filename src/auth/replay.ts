@@ -3,8 +3,9 @@
  * SHA-256 of (iss, jti) is kept, never the raw values, and only until the token expires.
  */
 import { createHash } from 'node:crypto';
-import { ReplayCapacityError } from './errors.js';
+import { ReplayCapacityError, ReplayUnavailableError } from './errors.js';
 import { migrate, openSqlite, type Database } from '../store/sqlite.js';
+import { SqliteThread } from '../store/sqlite-thread.js';
 
 /** Remembers spent (iss, jti) pairs until their token can no longer be accepted. */
 export interface ReplayStore {
@@ -140,7 +141,11 @@ export class SqliteReplayStore implements ReplayStore {
    * is still accepted once. Each promise resolves only after its row is committed.
    */
   spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
-    const h = replayKey(iss, jti);
+    return this.spendKey(replayKey(iss, jti), expiresAtSeconds);
+  }
+
+  /** {@link spend} for a key already computed by {@link replayKey}. */
+  spendKey(h: Buffer, expiresAtSeconds: number): Promise<boolean> {
     const exp = Math.ceil(expiresAtSeconds);
     return new Promise((resolve, reject) => {
       this.pending.push({ h, exp, resolve, reject });
@@ -186,5 +191,54 @@ export class SqliteReplayStore implements ReplayStore {
   close(): void {
     if (this.pending.length) this.flush();
     if (this.owned && this.db.open) this.db.close();
+  }
+}
+
+/**
+ * The SQLite replay store run by the process's SQLite thread (`src/store/sqlite-thread.ts`):
+ * the key is hashed here, the upsert is group-committed there. A spend resolves only once its
+ * row is committed; if the thread cannot answer, the spend fails with a 503, so a token is
+ * never accepted without its `jti` recorded.
+ */
+export class ThreadedSqliteReplayStore implements ReplayStore {
+  #closed = false;
+
+  private constructor(
+    private readonly thread: SqliteThread,
+    private readonly handle: number,
+  ) {}
+
+  /** Opens (creating if needed) the replay table in the SQLite file at `path`. */
+  static async open(
+    path: string,
+    opts: { purgeEvery?: number } = {},
+  ): Promise<ThreadedSqliteReplayStore> {
+    const thread = SqliteThread.shared();
+    const spec = {
+      kind: 'replay' as const,
+      path,
+      ...(opts.purgeEvery ? { purgeEvery: opts.purgeEvery } : {}),
+    };
+    return new ThreadedSqliteReplayStore(thread, await thread.open(spec));
+  }
+
+  async spend(iss: string, jti: string, expiresAtSeconds: number): Promise<boolean> {
+    if (this.#closed) throw new ReplayUnavailableError();
+    try {
+      return await this.thread.call<boolean>({
+        op: 'replay.spend',
+        handle: this.handle,
+        key: replayKey(iss, jti),
+        exp: expiresAtSeconds,
+      });
+    } catch {
+      throw new ReplayUnavailableError();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.thread.close(this.handle);
   }
 }

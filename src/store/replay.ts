@@ -4,7 +4,7 @@
  * every instance pointing at it).
  */
 import { join } from 'node:path';
-import { MemoryReplayStore, SqliteReplayStore, type ReplayStore } from '../auth/replay.js';
+import { MemoryReplayStore, ThreadedSqliteReplayStore, type ReplayStore } from '../auth/replay.js';
 import { RedisReplayStore } from '../auth/replay-redis.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -26,8 +26,8 @@ export async function openReplayStore(
 ): Promise<ReplayStore> {
   const spec = config.replay;
   if (spec === 'sqlite') {
-    // A path: the store opens it with openSqlite (0700 folder, 0600 file) and closes it.
-    return new SqliteReplayStore(join(config.dataDir, 'crdkit.db'));
+    // A path: the SQLite thread opens it with openSqlite (0700 folder, 0600 file).
+    return ThreadedSqliteReplayStore.open(join(config.dataDir, 'crdkit.db'));
   }
   if (spec === 'memory') return new MemoryReplayStore();
   if (/^rediss?:\/\//.test(spec)) {

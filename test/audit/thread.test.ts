@@ -1,5 +1,5 @@
 /**
- * The SQLite audit trail runs on a worker thread of its own (src/audit/sqlite-thread.ts): what
+ * The SQLite audit trail runs on the SQLite thread (src/store/sqlite-thread.ts): what
  * the event loop hands over is committed before its promise resolves, nothing accepted is lost
  * on close, and a worker that dies fails its calls closed and is replaced. Also the two things
  * that keep a record cheap to append: canonical key order and time-ordered ids.
@@ -13,6 +13,7 @@ import { auditEventFromHook } from '../../src/audit/balp.js';
 import { canonicalJson, recordId, type AppendEntry } from '../../src/audit/chain.js';
 import { openAuditStore } from '../../src/audit/index.js';
 import { ThreadedSqliteAuditBackend } from '../../src/audit/sqlite-thread.js';
+import { SqliteThread } from '../../src/store/sqlite-thread.js';
 import { cleanHookInput } from '../../src/audit/validate.js';
 import { hookInput } from './helpers.js';
 
@@ -74,13 +75,13 @@ test('found-37: a dead audit worker fails its calls closed, and the next call st
       () => 'committed',
       (err: { code?: string }) => err.code,
     );
-    await backend.terminateWorkerForTest();
+    await SqliteThread.shared().terminateForTest();
     const outcome = await inFlight;
     const seq = (await backend.head()).seq; // a new worker answers
     if (outcome === 'committed') {
       assert.equal(seq, 2, 'a call reported committed is in the database');
     } else {
-      assert.equal(outcome, 'ERR_AUDIT_WORKER');
+      assert.equal(outcome, 'ERR_SQLITE_THREAD');
       assert.equal(seq, 1, 'a call that failed left no record');
     }
     await backend.append(entry(2));

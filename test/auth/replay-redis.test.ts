@@ -301,7 +301,7 @@ describe('RedisReplayStore without Redis', () => {
           dir,
         );
       const sqlite = await openReplayStore(config());
-      assert.equal(sqlite.constructor.name, 'SqliteReplayStore');
+      assert.equal(sqlite.constructor.name, 'ThreadedSqliteReplayStore');
       assert.equal(await sqlite.spend(ISS, 'j', nowSec() + 60), true);
       assert.equal(await sqlite.spend(ISS, 'j', nowSec() + 60), false);
       await sqlite.close?.();

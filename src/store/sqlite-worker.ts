@@ -1,0 +1,118 @@
+/**
+ * The worker of the SQLite thread (`sqlite-thread.ts`): it holds the databases the event loop
+ * opens here and runs each message's calls in arrival order. Appends and spends of one message
+ * are group-committed by the stores themselves (one transaction per database per turn).
+ *
+ * It receives finished data only (audit payloads already encrypted, `jti`s already hashed by
+ * the caller's store), holds no keys and writes nothing but the databases: no log lines.
+ * It is the one place under `src/store` that imports the stores it hosts (audit, replay).
+ */
+import { parentPort } from 'node:worker_threads';
+import type { PageQuery } from '../audit/backend.js';
+import type { AppendEntry } from '../audit/chain.js';
+import { driverCode } from '../audit/errors.js';
+import { SqliteAuditBackend } from '../audit/sqlite-backend.js';
+import { SqliteReplayStore } from '../auth/replay.js';
+
+/** A database the thread can hold. */
+export type DatabaseSpec =
+  { kind: 'audit'; dataDir: string } | { kind: 'replay'; path: string; purgeEvery?: number };
+
+/** One call, as the event loop sends it. */
+export type ThreadRequest = { id: number } & (
+  | { op: 'open'; handle: number; spec: DatabaseSpec }
+  | { op: 'close'; handle: number }
+  | { op: 'audit.append'; handle: number; entry: AppendEntry }
+  | { op: 'audit.head'; handle: number }
+  | { op: 'audit.page'; handle: number; query: PageQuery }
+  | { op: 'audit.byHash'; handle: number; hash: string }
+  | { op: 'audit.payload'; handle: number; recordId: string }
+  | { op: 'audit.purge'; handle: number; nowMs: number }
+  | { op: 'replay.spend'; handle: number; key: Uint8Array; exp: number }
+);
+
+/** The answer to call `id`. */
+export type ThreadReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { code: string; message?: string } };
+
+const port = parentPort;
+if (!port) throw new Error('sqlite-worker.ts runs as the SQLite thread of crdkit');
+
+const databases = new Map<number, SqliteAuditBackend | SqliteReplayStore>();
+
+function audit(handle: number): SqliteAuditBackend {
+  const db = databases.get(handle);
+  if (!(db instanceof SqliteAuditBackend)) throw Object.assign(new Error(), { code: 'ERR_HANDLE' });
+  return db;
+}
+
+function replay(handle: number): SqliteReplayStore {
+  const db = databases.get(handle);
+  if (!(db instanceof SqliteReplayStore)) throw Object.assign(new Error(), { code: 'ERR_HANDLE' });
+  return db;
+}
+
+function open(handle: number, spec: DatabaseSpec): null {
+  databases.get(handle)?.close();
+  databases.set(
+    handle,
+    spec.kind === 'audit'
+      ? new SqliteAuditBackend(spec.dataDir)
+      : new SqliteReplayStore(spec.path, spec.purgeEvery ? { purgeEvery: spec.purgeEvery } : {}),
+  );
+  return null;
+}
+
+async function run(req: ThreadRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'open':
+      return open(req.handle, req.spec);
+    case 'close': {
+      const db = databases.get(req.handle);
+      databases.delete(req.handle);
+      await db?.close();
+      return null;
+    }
+    case 'audit.append':
+      await audit(req.handle).append(req.entry);
+      return null;
+    case 'audit.head':
+      return audit(req.handle).head();
+    case 'audit.page':
+      return audit(req.handle).page(req.query);
+    case 'audit.byHash':
+      return audit(req.handle).byHash(req.hash);
+    case 'audit.payload':
+      return audit(req.handle).payload(req.recordId);
+    case 'audit.purge':
+      return audit(req.handle).purge(req.nowMs);
+    case 'replay.spend':
+      return replay(req.handle).spendKey(Buffer.from(req.key), req.exp);
+  }
+}
+
+/** Replies of this turn, sent together. */
+let outbox: ThreadReply[] = [];
+function reply(r: ThreadReply): void {
+  if (outbox.length === 0) setImmediate(() => port!.postMessage(outbox.splice(0)));
+  outbox.push(r);
+}
+
+port.on('message', (batch: ThreadRequest[]) => {
+  for (const req of batch) {
+    run(req).then(
+      (value) => reply({ id: req.id, ok: true, value }),
+      (err: unknown) => {
+        // The driver's code always; the message only for `open`, where it names the path the
+        // operator configured (never a record).
+        const message = req.op === 'open' && err instanceof Error ? err.message : undefined;
+        reply({
+          id: req.id,
+          ok: false,
+          error: { code: driverCode(err), ...(message ? { message } : {}) },
+        });
+      },
+    );
+  }
+});
