@@ -41,14 +41,13 @@ export interface StoredPayload {
 }
 
 /**
- * A record to append, before it is linked: everything but `seq`, the links and the hash, with
- * the AuditEvent still an object. The backend links it to the chain head inside its append
- * transaction ({@link linkEntry}), so this is plain data that can cross to a worker thread.
+ * A record to append, before it is linked: everything but `seq`, the links and the hash. The
+ * backend links it to the chain head inside its append transaction ({@link linkEntry}), so
+ * this is plain data that can cross to a worker thread (the event as canonical JSON text
+ * crosses as one string, cheaper than the object it was made from).
  */
 export interface AppendEntry {
-  fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash' | 'event'> & {
-    event: unknown;
-  };
+  fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash'>;
   payload?: StoredPayload;
 }
 
@@ -148,7 +147,7 @@ export function linkEntry(
   head: ChainHead,
   entry: AppendEntry,
 ): { record: StoredRecord; payload?: StoredPayload } {
-  const record = link(head, { ...entry.fields, event: canonicalJson(entry.fields.event) });
+  const record = link(head, entry.fields);
   return entry.payload ? { record, payload: entry.payload } : { record };
 }
 

@@ -91,6 +91,14 @@ export class SqliteAuditBackend implements AuditBackend {
     });
   }
 
+  /**
+   * Commits the appends made so far now, instead of at the end of the turn (the SQLite thread
+   * calls it once per message it receives).
+   */
+  flushNow(): void {
+    this.#flush();
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
     const batch = this.#pending.splice(0);

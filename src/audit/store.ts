@@ -13,7 +13,7 @@ import {
   auditEventFromSecurity,
   auditEventFromToken,
 } from './balp.js';
-import { recordId, type RecordKind, type StoredPayload } from './chain.js';
+import { canonicalJson, recordId, type RecordKind, type StoredPayload } from './chain.js';
 import { PayloadCipher } from './cipher.js';
 import { AuditUnavailableError, driverCode } from './errors.js';
 import { PgAuditBackend } from './pg-backend.js';
@@ -108,8 +108,7 @@ class Store implements T.AuditStore {
       recordedAt: at.getTime(),
       patient,
       expiresAt,
-      // Serialised (canonical JSON) and hashed by the backend, off this thread for SQLite.
-      event,
+      event: canonicalJson(event),
     };
     try {
       await this.backend.append(payload ? { fields, payload } : { fields });

@@ -156,6 +156,14 @@ export class SqliteReplayStore implements ReplayStore {
     });
   }
 
+  /**
+   * Commits the spends made so far now, instead of at the end of the turn (the SQLite thread
+   * calls it once per message it receives).
+   */
+  flushNow(): void {
+    this.flush();
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     const items = this.pending.splice(0);

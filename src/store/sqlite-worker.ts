@@ -92,27 +92,24 @@ async function run(req: ThreadRequest): Promise<unknown> {
   }
 }
 
-/** Replies of this turn, sent together. */
-let outbox: ThreadReply[] = [];
-function reply(r: ThreadReply): void {
-  if (outbox.length === 0) setImmediate(() => port!.postMessage(outbox.splice(0)));
-  outbox.push(r);
-}
-
 port.on('message', (batch: ThreadRequest[]) => {
-  for (const req of batch) {
+  // Every call of the message is started, then each database commits what it was given in one
+  // transaction, and the answers go back together as one message.
+  const replies = batch.map((req) =>
     run(req).then(
-      (value) => reply({ id: req.id, ok: true, value }),
-      (err: unknown) => {
+      (value): ThreadReply => ({ id: req.id, ok: true, value }),
+      (err: unknown): ThreadReply => {
         // The driver's code always; the message only for `open`, where it names the path the
         // operator configured (never a record).
         const message = req.op === 'open' && err instanceof Error ? err.message : undefined;
-        reply({
+        return {
           id: req.id,
           ok: false,
           error: { code: driverCode(err), ...(message ? { message } : {}) },
-        });
+        };
       },
-    );
-  }
+    ),
+  );
+  for (const db of databases.values()) db.flushNow();
+  void Promise.all(replies).then((answers) => port.postMessage(answers));
 });

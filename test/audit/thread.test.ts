@@ -31,7 +31,7 @@ function entry(n: number): AppendEntry {
       recordedAt: Date.now(),
       patient: `Patient/p${n}`,
       expiresAt: null,
-      event: { resourceType: 'AuditEvent', id, n },
+      event: canonicalJson({ id, n, resourceType: 'AuditEvent' }),
     },
   };
 }
