@@ -154,7 +154,8 @@ figures to the end of this page. The text above "Results" is rewritten by each r
 Two servers get exactly the same load:
 
 - **crdkit**: the real server, assembled as \`crdkit serve\` does it (configuration file, rules
-  \`rules/sample-rules.yaml\`, SQLite replay store in a temporary folder, Fastify over HTTPS),
+  \`rules/sample-rules.yaml\`, SQLite replay store and audit trail in a temporary folder, on
+  crdkit's SQLite thread, Fastify over HTTPS),
   with a self-signed certificate and a client key pair generated for the run.
 - **floor**: a minimal Node \`https\` server with the same TLS settings (\`serverTlsOptions\`) that
   only reads the body, \`JSON.parse\`s it, verifies the JWT signature against the same ES384
@@ -188,7 +189,7 @@ Diagnostics table (to see *why*):
 
 | column | meaning |
 | --- | --- |
-| CPU/req | the server's CPU time per request, all threads (signature checks run on libuv's pool) |
+| CPU/req | the server's CPU time per request, all threads (signature checks run on libuv's pool, SQLite on crdkit's SQLite thread) |
 | JS thread/req | busy time of the server's one JavaScript thread (event loop) per request |
 | loop busy | share of the run that thread was busy; near 100 % it, not the machine, is the limit |
 | server, load generator, other | cores used by the server, by autocannon, and by every other process |
