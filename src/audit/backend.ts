@@ -2,7 +2,8 @@
  * What the audit store needs from a database: an atomic append against the chain head, pages
  * of records in `seq` order, and the payload columns. SQLite and PostgreSQL implement it.
  */
-import type { AppendEntry, ChainHead, StoredPayload, StoredRecord } from './chain.js';
+import type { ChainHead, StoredPayload, StoredRecord } from './chain.js';
+import type { AppendEntry } from './entry.js';
 
 /** A page of records: `seq` in (`afterSeq`, `maxSeq`], optional time window and patient. */
 export interface PageQuery {

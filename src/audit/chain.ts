@@ -40,17 +40,6 @@ export interface StoredPayload {
   response: Buffer | null;
 }
 
-/**
- * A record to append, before it is linked: everything but `seq`, the links and the hash. The
- * backend links it to the chain head inside its append transaction ({@link linkEntry}), so
- * this is plain data that can cross to a worker thread (the event as canonical JSON text
- * crosses as one string, cheaper than the object it was made from).
- */
-export interface AppendEntry {
-  fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash'>;
-  payload?: StoredPayload;
-}
-
 /** The last link of the chain, kept in its own row so a cut tail is seen. */
 export interface ChainHead {
   seq: number;
@@ -140,15 +129,6 @@ export function link(
 ): StoredRecord {
   const unhashed = { ...fields, seq: head.seq + 1, prevId: head.id, prevHash: head.hash };
   return { ...unhashed, hash: recordHash(unhashed) };
-}
-
-/** The stored record (and payload) of `entry`, appended after `head`. */
-export function linkEntry(
-  head: ChainHead,
-  entry: AppendEntry,
-): { record: StoredRecord; payload?: StoredPayload } {
-  const record = link(head, entry.fields);
-  return entry.payload ? { record, payload: entry.payload } : { record };
 }
 
 /**

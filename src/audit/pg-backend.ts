@@ -8,15 +8,14 @@ import type pg from 'pg';
 import { inTransaction, openMigratedPgPool } from '../store/pg.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import {
-  type AppendEntry,
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
-  linkEntry,
   recordColumns,
   type StoredPayload,
   type StoredRecord,
 } from './chain.js';
+import { linkEntry, type AppendEntry } from './entry.js';
 
 /** The numbered migrations (version i + 1 is statement i; append only). */
 export const PG_MIGRATIONS: readonly string[] = [

@@ -10,15 +10,14 @@ import { join } from 'node:path';
 import { migrate, openSqlite, type Database } from '../store/sqlite.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import {
-  type AppendEntry,
   CHAIN,
   GENESIS_HASH,
   type ChainHead,
-  linkEntry,
   recordColumns,
   type StoredPayload,
   type StoredRecord,
 } from './chain.js';
+import { linkEntry, type AppendEntry } from './entry.js';
 
 /** The numbered migrations of the `audit` part (append only). */
 export const SQLITE_MIGRATIONS: readonly string[] = [

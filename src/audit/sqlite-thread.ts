@@ -6,7 +6,8 @@
  */
 import { SqliteThread } from '../store/sqlite-thread.js';
 import type { AuditBackend, PageQuery } from './backend.js';
-import type { AppendEntry, ChainHead, StoredPayload, StoredRecord } from './chain.js';
+import type { ChainHead, StoredPayload, StoredRecord } from './chain.js';
+import type { AppendEntry } from './entry.js';
 
 /** Buffers cross the thread as Uint8Arrays. */
 const asBuffer = (b: Uint8Array | null): Buffer | null =>

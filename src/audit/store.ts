@@ -7,12 +7,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import { userInfo } from 'node:os';
 import { ConfigError } from '../config/load.js';
 import type { AuditBackend } from './backend.js';
-import {
-  auditEventFromFhirAccess,
-  auditEventFromHook,
-  auditEventFromSecurity,
-  auditEventFromToken,
-} from './balp.js';
+import { auditEventFromFhirAccess, auditEventFromSecurity, auditEventFromToken } from './balp.js';
 import { canonicalJson, recordId, type RecordKind, type StoredPayload } from './chain.js';
 import { PayloadCipher } from './cipher.js';
 import { AuditUnavailableError, driverCode } from './errors.js';
@@ -52,7 +47,6 @@ class Store implements T.AuditStore {
   async appendHook(raw: T.HookAuditInput): Promise<{ id: string }> {
     const input = cleanHookInput(raw);
     const id = recordId();
-    const event = auditEventFromHook(input, id);
     // sec-6: the bodies are kept only encrypted, and only with a key configured.
     let payload: StoredPayload | undefined;
     if (this.cipher && (input.requestBody || input.responseBody)) {
@@ -66,6 +60,8 @@ class Store implements T.AuditStore {
     }
     const retentionMs = (this.opts.retentionDays ?? DEFAULT_RETENTION_DAYS) * DAY_MS;
     const expiresAt = payload ? this.now().getTime() + retentionMs : null;
+    // The AuditEvent is built where the record is linked (the SQLite thread for SQLite).
+    const event = { hook: input };
     return this.#append(id, 'hook', input.at, input.patient ?? null, event, expiresAt, payload);
   }
 
@@ -96,7 +92,7 @@ class Store implements T.AuditStore {
     kind: RecordKind,
     at: Date,
     patient: string | null,
-    event: AuditEvent,
+    event: AuditEvent | { hook: T.HookAuditInput },
     expiresAt: number | null,
     payload: StoredPayload | undefined,
   ): Promise<{ id: string }> {
@@ -108,10 +104,10 @@ class Store implements T.AuditStore {
       recordedAt: at.getTime(),
       patient,
       expiresAt,
-      event: canonicalJson(event),
     };
+    const text = 'hook' in event ? event : canonicalJson(event);
     try {
-      await this.backend.append(payload ? { fields, payload } : { fields });
+      await this.backend.append({ fields, event: text, ...(payload ? { payload } : {}) });
     } catch (err) {
       // found-37: no record, no answer; the caller turns this into a 503.
       throw new AuditUnavailableError(driverCode(err));

@@ -111,10 +111,21 @@ export class SqliteThread {
         handle,
         spec,
       }));
-      batch.unshift(...reopen);
+      if (reopen.length > 0) worker.postMessage(reopen);
     }
     worker.ref();
-    worker.postMessage(batch);
+    try {
+      worker.postMessage(batch);
+    } catch (err) {
+      // Something that cannot be cloned: this batch fails, closed; the thread goes on.
+      const code = (err as { name?: string }).name === 'DataCloneError' ? 'ERR_CLONE' : 'ERR_POST';
+      for (const { id } of batch) {
+        const pending = this.#pending.get(id);
+        this.#pending.delete(id);
+        pending?.reject(codedError(code));
+      }
+      if (this.#pending.size === 0) worker.unref();
+    }
   }
 
   #start(): Worker {

@@ -9,7 +9,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import type { PageQuery } from '../audit/backend.js';
-import type { AppendEntry } from '../audit/chain.js';
+import type { AppendEntry } from '../audit/entry.js';
 import { driverCode } from '../audit/errors.js';
 import { SqliteAuditBackend } from '../audit/sqlite-backend.js';
 import { SqliteReplayStore } from '../auth/replay.js';

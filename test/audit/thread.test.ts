@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { auditEventFromHook } from '../../src/audit/balp.js';
-import { canonicalJson, recordId, type AppendEntry } from '../../src/audit/chain.js';
-import { openAuditStore } from '../../src/audit/index.js';
+import { canonicalJson, recordId } from '../../src/audit/chain.js';
+import type { AppendEntry } from '../../src/audit/entry.js';
+import { openAuditStore, type HookAuditInput } from '../../src/audit/index.js';
 import { ThreadedSqliteAuditBackend } from '../../src/audit/sqlite-thread.js';
 import { SqliteThread } from '../../src/store/sqlite-thread.js';
 import { cleanHookInput } from '../../src/audit/validate.js';
@@ -31,8 +32,8 @@ function entry(n: number): AppendEntry {
       recordedAt: Date.now(),
       patient: `Patient/p${n}`,
       expiresAt: null,
-      event: canonicalJson({ id, n, resourceType: 'AuditEvent' }),
     },
+    event: canonicalJson({ id, n, resourceType: 'AuditEvent' }),
   };
 }
 
@@ -88,6 +89,20 @@ test('found-37: a dead audit worker fails its calls closed, and the next call st
     assert.equal((await backend.head()).seq, seq + 1);
   } finally {
     await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('found-37: a record that cannot cross to the SQLite thread fails closed (503); the next one is written', async () => {
+  const dir = tempDir();
+  try {
+    const store = await openAuditStore({ url: 'sqlite', dataDir: dir, instance: 'test-host:1' });
+    const odd = { ...hookInput(1), extra: () => 'not data' } as unknown as HookAuditInput;
+    await assert.rejects(store.appendHook(odd), { code: 'ERR_AUDIT_UNAVAILABLE', status: 503 });
+    await store.appendHook(hookInput(2));
+    assert.deepEqual(await store.verify(), { ok: true, records: 1 });
+    await store.close();
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
