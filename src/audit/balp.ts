@@ -84,9 +84,9 @@ function patientEntity(reference: string): AuditEventEntity {
   };
 }
 
-function digestEntity(name: 'request' | 'response', body: Buffer | undefined, status?: number) {
+function digestEntity(name: 'request' | 'response', sha256: string | undefined, status?: number) {
   const detail = [];
-  if (body) detail.push({ type: 'sha256', valueString: sha256Hex(body) });
+  if (sha256) detail.push({ type: 'sha256', valueString: sha256 });
   if (status !== undefined) detail.push({ type: 'http-status', valueString: String(status) });
   const entity: AuditEventEntity = {
     ...(detail.length ? { detail } : {}),
@@ -112,6 +112,20 @@ function observer(instance: string): AuditEvent['source'] {
   };
 }
 
+/** SHA-256 (hex) of a hook call's request and response bodies, as its AuditEvent records them. */
+export interface HookDigests {
+  request?: string;
+  response?: string;
+}
+
+/** The digests of `input`'s bodies. */
+export function hookDigests(input: HookAuditInput): HookDigests {
+  return {
+    ...(input.requestBody ? { request: sha256Hex(input.requestBody) } : {}),
+    ...(input.responseBody ? { response: sha256Hex(input.responseBody) } : {}),
+  };
+}
+
 /**
  * The AuditEvent of one hook call. Digests of the raw request and response are recorded as
  * `entity.detail` `sha256`; the bodies themselves never appear.
@@ -122,7 +136,11 @@ function observer(instance: string): AuditEvent['source'] {
  * event.subtype?.[0]?.code; // 'order-sign'
  * ```
  */
-export function auditEventFromHook(input: HookAuditInput, id: string): AuditEvent {
+export function auditEventFromHook(
+  input: HookAuditInput,
+  id: string,
+  digests: HookDigests = hookDigests(input),
+): AuditEvent {
   // Keys in sorted order (see `dcm`): this event is built for every hook call.
   const client: AuditEventAgent = {
     ...(input.client.certificateSha256
@@ -171,8 +189,8 @@ export function auditEventFromHook(input: HookAuditInput, id: string): AuditEven
       what: { reference: w.reference },
     });
   }
-  entity.push(digestEntity('request', input.requestBody));
-  entity.push(digestEntity('response', input.responseBody, input.status));
+  entity.push(digestEntity('request', digests.request));
+  entity.push(digestEntity('response', digests.response, input.status));
   const server = serverAgent();
   return {
     action: 'E',

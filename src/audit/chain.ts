@@ -77,7 +77,8 @@ function inOrder(v: unknown): boolean {
 
 function sortKeys(_key: string, v: unknown): unknown {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-  const sorted: Record<string, unknown> = {};
+  // No prototype, so an own "__proto__" key stays an ordinary member.
+  const sorted: Record<string, unknown> = Object.create(null);
   for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
   return sorted;
 }

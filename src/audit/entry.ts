@@ -3,7 +3,7 @@
  * append transaction: linked to the chain head, hashed, and for a hook call the AuditEvent
  * built there too, so the SQLite thread, not the server's event loop, does that work.
  */
-import { auditEventFromHook } from './balp.js';
+import { auditEventFromHook, type HookDigests } from './balp.js';
 import {
   canonicalJson,
   link,
@@ -21,9 +21,11 @@ export interface AppendEntry {
   fields: Omit<StoredRecord, 'seq' | 'prevId' | 'prevHash' | 'hash' | 'event'>;
   /**
    * The AuditEvent as canonical JSON text, or the (already checked) hook call it is built from
-   * with `auditEventFromHook` and the record's id.
+   * with `auditEventFromHook` and the record's id: without its bodies, only their digests, so
+   * the request (and the access token in it) never leaves the caller's thread.
    */
-  event: string | { hook: HookAuditInput };
+  event:
+    string | { hook: Omit<HookAuditInput, 'requestBody' | 'responseBody'>; digests: HookDigests };
   /** The encrypted bodies (built by the caller, which holds the keys). */
   payload?: StoredPayload;
 }
@@ -36,7 +38,7 @@ export function linkEntry(
   const event =
     typeof entry.event === 'string'
       ? entry.event
-      : canonicalJson(auditEventFromHook(entry.event.hook, entry.fields.id));
+      : canonicalJson(auditEventFromHook(entry.event.hook, entry.fields.id, entry.event.digests));
   const record = link(head, { ...entry.fields, event });
   return entry.payload ? { record, payload: entry.payload } : { record };
 }

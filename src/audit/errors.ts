@@ -63,8 +63,4 @@ export class AuditUnavailableError extends AuditError {
 }
 
 /** The driver error code of `err` (never its message), for {@link AuditUnavailableError}. */
-export function driverCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[\w.-]{1,40}$/.test(code)) return code;
-  return err instanceof Error ? err.name : 'unknown';
-}
+export { driverCode } from '../store/driver-code.js';

@@ -7,8 +7,14 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import { userInfo } from 'node:os';
 import { ConfigError } from '../config/load.js';
 import type { AuditBackend } from './backend.js';
-import { auditEventFromFhirAccess, auditEventFromSecurity, auditEventFromToken } from './balp.js';
+import {
+  auditEventFromFhirAccess,
+  auditEventFromSecurity,
+  auditEventFromToken,
+  hookDigests,
+} from './balp.js';
 import { canonicalJson, recordId, type RecordKind, type StoredPayload } from './chain.js';
+import type { AppendEntry } from './entry.js';
 import { PayloadCipher } from './cipher.js';
 import { AuditUnavailableError, driverCode } from './errors.js';
 import { PgAuditBackend } from './pg-backend.js';
@@ -60,8 +66,10 @@ class Store implements T.AuditStore {
     }
     const retentionMs = (this.opts.retentionDays ?? DEFAULT_RETENTION_DAYS) * DAY_MS;
     const expiresAt = payload ? this.now().getTime() + retentionMs : null;
-    // The AuditEvent is built where the record is linked (the SQLite thread for SQLite).
-    const event = { hook: input };
+    // The AuditEvent is built where the record is linked (the SQLite thread for SQLite), from
+    // the call without its bodies: only their digests go.
+    const { requestBody: _request, responseBody: _response, ...call } = input;
+    const event = { hook: call, digests: hookDigests(input) };
     return this.#append(id, 'hook', input.at, input.patient ?? null, event, expiresAt, payload);
   }
 
@@ -92,7 +100,7 @@ class Store implements T.AuditStore {
     kind: RecordKind,
     at: Date,
     patient: string | null,
-    event: AuditEvent | { hook: T.HookAuditInput },
+    event: AuditEvent | Extract<AppendEntry['event'], object>,
     expiresAt: number | null,
     payload: StoredPayload | undefined,
   ): Promise<{ id: string }> {

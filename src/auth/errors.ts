@@ -76,7 +76,8 @@ export class ReplayCapacityError extends CdsError {
 export class ReplayUnavailableError extends CdsError {
   override name = 'ReplayUnavailableError';
 
-  constructor() {
+  /** `reason` is the driver's code (`SQLITE_BUSY`, `ERR_SQLITE_THREAD`…) for the operator's log. */
+  constructor(readonly reason: string = 'unknown') {
     super(
       503,
       'ERR_REPLAY_UNAVAILABLE',

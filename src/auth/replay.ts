@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ReplayCapacityError, ReplayUnavailableError } from './errors.js';
 import { migrate, openSqlite, type Database } from '../store/sqlite.js';
+import { driverCode } from '../store/driver-code.js';
 import { SqliteThread } from '../store/sqlite-thread.js';
 
 /** Remembers spent (iss, jti) pairs until their token can no longer be accepted. */
@@ -239,8 +240,8 @@ export class ThreadedSqliteReplayStore implements ReplayStore {
         key: replayKey(iss, jti),
         exp: expiresAtSeconds,
       });
-    } catch {
-      throw new ReplayUnavailableError();
+    } catch (err) {
+      throw new ReplayUnavailableError(driverCode(err));
     }
   }
 

@@ -73,7 +73,13 @@ export function toCdsError(err: FastifyError | Error): CdsError {
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const cds = toCdsError(err);
   if (cds.status >= 500) {
-    req.log.error({ err: { name: err.name, code: (err as FastifyError).code } }, 'request failed');
+    // `reason`: the store driver's code behind a 503 (SQLITE_BUSY, ERR_DB_GONE…), never a message.
+    const reason = (err as { reason?: unknown }).reason;
+    const why = typeof reason === 'string' ? { reason } : {};
+    req.log.error(
+      { err: { name: err.name, code: (err as FastifyError).code, ...why } },
+      'request failed',
+    );
   }
   req.summary = { ...req.summary, code: cds.code };
   if (cds.status === 401) {

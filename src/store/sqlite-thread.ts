@@ -58,6 +58,8 @@ export class SqliteThread {
   #flushScheduled = false;
   /** Databases open on this thread, by handle: opened again in a new worker. */
   readonly #open = new Map<number, DatabaseSpec>();
+  /** Databases a new worker has not opened yet: each batch tries them first until it can. */
+  readonly #reopen = new Set<number>();
   #nextHandle = 1;
 
   private constructor() {}
@@ -73,6 +75,7 @@ export class SqliteThread {
   /** Closes database `handle` (its pending work is committed first); the last one ends the worker. */
   async close(handle: number): Promise<void> {
     if (!this.#open.delete(handle)) return;
+    this.#reopen.delete(handle);
     try {
       await this.call({ op: 'close', handle });
     } finally {
@@ -104,15 +107,22 @@ export class SqliteThread {
     let worker = this.#worker;
     if (!worker) {
       worker = this.#start();
-      // A new worker first opens again every database still open here.
-      const reopen = [...this.#open].map(([handle, spec]): ThreadRequest => ({
-        id: 0,
-        op: 'open',
-        handle,
-        spec,
-      }));
-      if (reopen.length > 0) worker.postMessage(reopen);
+      for (const handle of this.#open.keys()) this.#reopen.add(handle);
     }
+    // Open again, ahead of this batch, what a new worker does not hold yet. Until that works
+    // (the file locked, the disk full, the file gone), calls on it fail closed and the next
+    // batch tries again.
+    const reopen: ThreadRequest[] = [];
+    for (const handle of this.#reopen) {
+      const spec = this.#open.get(handle)!;
+      const id = this.#nextId++;
+      this.#pending.set(id, {
+        resolve: () => this.#reopen.delete(handle),
+        reject: () => undefined,
+      });
+      reopen.push({ id, op: 'open', handle, spec, again: true });
+    }
+    batch.unshift(...reopen);
     worker.ref();
     try {
       worker.postMessage(batch);
@@ -134,7 +144,7 @@ export class SqliteThread {
     worker.on('message', (replies: ThreadReply[]) => {
       for (const reply of replies) {
         const pending = this.#pending.get(reply.id);
-        if (!pending) continue; // id 0: a re-open, whose failure the next call reports
+        if (!pending) continue;
         this.#pending.delete(reply.id);
         if (reply.ok) pending.resolve(reply.value);
         else pending.reject(codedError(reply.error.code, reply.error.message));

@@ -7,10 +7,12 @@
  * the caller's store), holds no keys and writes nothing but the databases: no log lines.
  * It is the one place under `src/store` that imports the stores it hosts (audit, replay).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import type { PageQuery } from '../audit/backend.js';
 import type { AppendEntry } from '../audit/entry.js';
-import { driverCode } from '../audit/errors.js';
+import { driverCode } from './driver-code.js';
 import { SqliteAuditBackend } from '../audit/sqlite-backend.js';
 import { SqliteReplayStore } from '../auth/replay.js';
 
@@ -20,7 +22,7 @@ export type DatabaseSpec =
 
 /** One call, as the event loop sends it. */
 export type ThreadRequest = { id: number } & (
-  | { op: 'open'; handle: number; spec: DatabaseSpec }
+  | { op: 'open'; handle: number; spec: DatabaseSpec; again?: boolean }
   | { op: 'close'; handle: number }
   | { op: 'audit.append'; handle: number; entry: AppendEntry }
   | { op: 'audit.head'; handle: number }
@@ -53,7 +55,17 @@ function replay(handle: number): SqliteReplayStore {
   return db;
 }
 
-function open(handle: number, spec: DatabaseSpec): null {
+/**
+ * Opens `spec` as `handle`. `again` (a new worker opening what the last one held) refuses a
+ * database that is gone: creating an empty one would forget every spent `jti` and start a new
+ * audit chain as if nothing had been recorded before.
+ */
+function open(handle: number, spec: DatabaseSpec, again: boolean): null {
+  const file = spec.kind === 'audit' ? spec.dataDir : spec.path;
+  const path = spec.kind === 'audit' && file !== ':memory:' ? join(file, 'audit.db') : file;
+  if (again && (path === ':memory:' || !existsSync(path))) {
+    throw Object.assign(new Error('database gone'), { code: 'ERR_DB_GONE' });
+  }
   databases.get(handle)?.close();
   databases.set(
     handle,
@@ -67,7 +79,7 @@ function open(handle: number, spec: DatabaseSpec): null {
 async function run(req: ThreadRequest): Promise<unknown> {
   switch (req.op) {
     case 'open':
-      return open(req.handle, req.spec);
+      return open(req.handle, req.spec, req.again === true);
     case 'close': {
       const db = databases.get(req.handle);
       databases.delete(req.handle);

@@ -5,7 +5,7 @@
  * that keep a record cheap to append: canonical key order and time-ordered ids.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -105,6 +105,35 @@ test('found-37: a record that cannot cross to the SQLite thread fails closed (50
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('found-37: a new SQLite thread never starts an empty trail; it opens the old one once it can', async () => {
+  const dir = tempDir();
+  const backend = await ThreadedSqliteAuditBackend.open(dir);
+  const files = ['audit.db', 'audit.db-wal', 'audit.db-shm'].map((f) => join(dir, f));
+  try {
+    await backend.append(entry(0));
+    await SqliteThread.shared().terminateForTest();
+    // The trail is gone when the new worker starts: appends fail closed, nothing is created.
+    for (const f of files) if (existsSync(f)) renameSync(f, `${f}.away`);
+    await assert.rejects(backend.append(entry(1)), { code: 'ERR_HANDLE' });
+    await assert.rejects(backend.append(entry(2)), { code: 'ERR_HANDLE' });
+    assert.equal(existsSync(files[0]!), false, 'no new, empty audit.db');
+    // Back again: the next call opens it, and the chain goes on from the first record.
+    for (const f of files) if (existsSync(`${f}.away`)) renameSync(`${f}.away`, f);
+    await backend.append(entry(3));
+    assert.equal((await backend.head()).seq, 2);
+  } finally {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('found-37: canonical JSON keeps an own "__proto__" key, whatever the key order', () => {
+  const a = JSON.parse('{"__proto__":{"a":1},"b":2}') as unknown;
+  const b = JSON.parse('{"b":2,"__proto__":{"a":1}}') as unknown;
+  assert.equal(canonicalJson(a), '{"__proto__":{"a":1},"b":2}');
+  assert.equal(canonicalJson(b), canonicalJson(a));
 });
 
 test('found-37: an audit database that cannot be opened fails at start-up', async () => {

@@ -4,7 +4,7 @@
  * (503) instead of letting it through unrecorded.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -52,6 +52,26 @@ test('sec-1 (CDS Hooks jti): a spend the SQLite thread cannot answer is refused 
     assert.equal(await store.spend(ISS, 'after', later()), true);
     await store.close();
     await assert.rejects(store.spend(ISS, 'closed', later()), { status: 503 });
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sec-1 (CDS Hooks jti): a new SQLite thread never starts an empty replay store', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crdkit-replay-thread-'));
+  const store = await ThreadedSqliteReplayStore.open(join(dir, 'crdkit.db'));
+  try {
+    assert.equal(await store.spend(ISS, 'spent', later()), true);
+    await SqliteThread.shared().terminateForTest();
+    rmSync(dir, { recursive: true, force: true });
+    // An empty store would accept the spent jti again: the spend is refused instead.
+    await assert.rejects(store.spend(ISS, 'spent', later()), {
+      status: 503,
+      code: 'ERR_REPLAY_UNAVAILABLE',
+      reason: 'ERR_HANDLE',
+    });
+    assert.equal(existsSync(join(dir, 'crdkit.db')), false);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
