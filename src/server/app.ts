@@ -76,7 +76,9 @@ export async function buildServer(deps: ServerDeps) {
     keepAliveTimeout: 5_000,
     requestTimeout: 30_000,
     routerOptions: { maxParamLength: 100 },
-    return503OnClosing: true,
+    // While closing, requests still arriving on open connections get crdkit's own 503 (an
+    // OperationOutcome, below), not Fastify's bare JSON.
+    return503OnClosing: false,
     // One access line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // The Host header is never trusted for anything (JWT aud is built from baseUrl).
@@ -94,6 +96,17 @@ export async function buildServer(deps: ServerDeps) {
   const base = config.baseUrl;
 
   app.setErrorHandler(errorHandler);
+  // Fastify marks the routes closed, then runs preClose: from here on every request is refused.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done();
+    reply.header('retry-after', '1');
+    done(new CdsError(503, 'ERR_SHUTTING_DOWN', 'the server is shutting down; retry', 'transient'));
+  });
   app.setNotFoundHandler(notFoundHandler);
   app.removeAllContentTypeParsers();
   // Only JSON is accepted; anything else is a 415 before the body is read.
