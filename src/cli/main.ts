@@ -104,7 +104,7 @@ for (const hook of [
   clientCommand
     .command(hook)
     .description(`send ${hook} to every payer with active coverage and apply the answers`)
-    .requiredOption('--patient <id>', "the patient's id in the EHR")
+    .requiredOption('--patient <id>', "the patient's id in the EHR (required)")
     .option('--user <ref>', 'the user, e.g. Practitioner/123')
     .option('--encounter <id>', 'the encounter in context')
     .option('--order <ref>', 'an order or appointment, e.g. DeviceRequest/1 (repeatable)', collect)

@@ -60,6 +60,8 @@ export class SqliteThread {
   readonly #open = new Map<number, DatabaseSpec>();
   /** Databases a new worker has not opened yet: each batch tries them first until it can. */
   readonly #reopen = new Set<number>();
+  /** Of those, the ones whose open is on its way (sent once, not with every batch). */
+  readonly #reopening = new Set<number>();
   #nextHandle = 1;
 
   private constructor() {}
@@ -114,11 +116,16 @@ export class SqliteThread {
     // batch tries again.
     const reopen: ThreadRequest[] = [];
     for (const handle of this.#reopen) {
+      if (this.#reopening.has(handle)) continue;
       const spec = this.#open.get(handle)!;
       const id = this.#nextId++;
+      this.#reopening.add(handle);
       this.#pending.set(id, {
-        resolve: () => this.#reopen.delete(handle),
-        reject: () => undefined,
+        resolve: () => {
+          this.#reopen.delete(handle);
+          this.#reopening.delete(handle);
+        },
+        reject: () => this.#reopening.delete(handle),
       });
       reopen.push({ id, op: 'open', handle, spec, again: true });
     }
@@ -154,6 +161,7 @@ export class SqliteThread {
     const died = () => {
       if (this.#worker !== worker) return;
       this.#worker = undefined; // the next call starts a new one
+      this.#reopening.clear();
       const pending = [...this.#pending.values()];
       this.#pending.clear();
       for (const p of pending)
