@@ -44,14 +44,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 /** The server and signing children, transpiled to JavaScript at start (see compile.ts). */
 const CHILD_FILES = ['child.ts', 'crdkit-server.ts', 'floor-server.ts', 'sign-child.ts'];
 
-/** The pool size `crdkit` gives itself (an explicit UV_THREADPOOL_SIZE wins, as in `crdkit`). */
-function crdkitThreadPoolSize(): number {
-  const fromEnv = Number(process.env.UV_THREADPOOL_SIZE);
-  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
-  const poolModule = createRequire(import.meta.url)('../bin/thread-pool.cjs') as {
-    threadPoolSize(): number;
+/** `env` with the thread pool `crdkit` gives itself (bin/thread-pool.cjs; a set size wins). */
+function withCrdkitThreadPool(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const pool = createRequire(import.meta.url)('../bin/thread-pool.cjs') as {
+    sizeThreadPool(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   };
-  return poolModule.threadPoolSize();
+  return pool.sizeThreadPool({ ...env });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,7 +294,7 @@ async function startCrdkit(s: Setup, logPath: string): Promise<ServerChild> {
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   // The thread pool `crdkit` sizes for itself (bin/thread-pool.cjs); the floor keeps Node's
   // default of 4, which measured faster for it than one thread per core.
-  const env = { ...process.env, UV_THREADPOOL_SIZE: String(crdkitThreadPoolSize()) };
+  const env = withCrdkitThreadPool(process.env);
   const file = join(s.build, 'bench', 'crdkit-server.js');
   return startChild(file, [configPath], logPath, s.profDir, env);
 }

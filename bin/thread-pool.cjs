@@ -11,11 +11,10 @@ function threadPoolSize() {
   return Math.max(2, availableParallelism());
 }
 
-/** Sets UV_THREADPOOL_SIZE for this process unless it is already set. */
-function sizeThreadPool() {
-  if (process.env.UV_THREADPOOL_SIZE === undefined) {
-    process.env.UV_THREADPOOL_SIZE = String(threadPoolSize());
-  }
+/** Sets UV_THREADPOOL_SIZE in `env` (this process's by default) unless it is already set. */
+function sizeThreadPool(env = process.env) {
+  if (env.UV_THREADPOOL_SIZE === undefined) env.UV_THREADPOOL_SIZE = String(threadPoolSize());
+  return env;
 }
 
 module.exports = { threadPoolSize, sizeThreadPool };

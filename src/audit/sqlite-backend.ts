@@ -3,8 +3,8 @@
  * `BEGIN IMMEDIATE` transactions so several processes on one host serialize on the write lock.
  * `secure_delete` overwrites purged payload bytes in the file.
  *
- * This class does its work on the calling thread; `openAuditStore` runs it on a worker thread
- * of its own (`sqlite-thread.ts`) so a server's event loop does not pay for it.
+ * This class does its work on the calling thread; `openAuditStore` runs it on the process's
+ * SQLite thread (`src/store/sqlite-thread.ts`) so a server's event loop does not pay for it.
  */
 import { join } from 'node:path';
 import { migrate, openSqlite, type Database } from '../store/sqlite.js';

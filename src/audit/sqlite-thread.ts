@@ -4,6 +4,7 @@
  * appends of one turn travel together and are group-committed; each caller's promise settles
  * once its record is committed, or rejects (a 503 for the caller, found-37).
  */
+import { codedError } from '../store/driver-code.js';
 import { SqliteThread } from '../store/sqlite-thread.js';
 import type { AuditBackend, PageQuery } from './backend.js';
 import type { ChainHead, StoredPayload, StoredRecord } from './chain.js';
@@ -31,7 +32,7 @@ export class ThreadedSqliteAuditBackend implements AuditBackend {
 
   #call<T>(call: Parameters<SqliteThread['call']>[0]): Promise<T> {
     if (this.#closed) {
-      return Promise.reject(Object.assign(new Error('audit store closed'), { code: 'ERR_CLOSED' }));
+      return Promise.reject(codedError('ERR_CLOSED'));
     }
     return this.thread.call<T>(call);
   }

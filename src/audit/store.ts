@@ -113,9 +113,9 @@ class Store implements T.AuditStore {
       patient,
       expiresAt,
     };
-    const text = 'hook' in event ? event : canonicalJson(event);
+    const recorded = 'hook' in event ? event : canonicalJson(event);
     try {
-      await this.backend.append({ fields, event: text, ...(payload ? { payload } : {}) });
+      await this.backend.append({ fields, event: recorded, ...(payload ? { payload } : {}) });
     } catch (err) {
       // found-37: no record, no answer; the caller turns this into a 503.
       throw new AuditUnavailableError(driverCode(err));

@@ -16,14 +16,10 @@
  *   database is closed.
  */
 import { Worker } from 'node:worker_threads';
+import { codedError } from './driver-code.js';
 import type { DatabaseSpec, ThreadReply, ThreadRequest } from './sqlite-worker.js';
 
 export type { DatabaseSpec } from './sqlite-worker.js';
-
-/** An error carrying a driver code, as the stores' error mapping reads it. */
-export function codedError(code: string, message = `SQLite thread: ${code}`): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 /** The compiled `.js` worker, or under tsx (tests, `tsx`) the TypeScript source. */
 function startWorker(): Worker {

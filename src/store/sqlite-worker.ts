@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import type { PageQuery } from '../audit/backend.js';
 import type { AppendEntry } from '../audit/entry.js';
-import { driverCode } from './driver-code.js';
+import { codedError, driverCode } from './driver-code.js';
 import { SqliteAuditBackend } from '../audit/sqlite-backend.js';
 import { SqliteReplayStore } from '../auth/replay.js';
 
@@ -45,13 +45,13 @@ const databases = new Map<number, SqliteAuditBackend | SqliteReplayStore>();
 
 function audit(handle: number): SqliteAuditBackend {
   const db = databases.get(handle);
-  if (!(db instanceof SqliteAuditBackend)) throw Object.assign(new Error(), { code: 'ERR_HANDLE' });
+  if (!(db instanceof SqliteAuditBackend)) throw codedError('ERR_HANDLE');
   return db;
 }
 
 function replay(handle: number): SqliteReplayStore {
   const db = databases.get(handle);
-  if (!(db instanceof SqliteReplayStore)) throw Object.assign(new Error(), { code: 'ERR_HANDLE' });
+  if (!(db instanceof SqliteReplayStore)) throw codedError('ERR_HANDLE');
   return db;
 }
 
@@ -64,7 +64,7 @@ function open(handle: number, spec: DatabaseSpec, again: boolean): null {
   const file = spec.kind === 'audit' ? spec.dataDir : spec.path;
   const path = spec.kind === 'audit' && file !== ':memory:' ? join(file, 'audit.db') : file;
   if (again && (path === ':memory:' || !existsSync(path))) {
-    throw Object.assign(new Error('database gone'), { code: 'ERR_DB_GONE' });
+    throw codedError('ERR_DB_GONE');
   }
   databases.get(handle)?.close();
   databases.set(
@@ -100,7 +100,10 @@ async function run(req: ThreadRequest): Promise<unknown> {
     case 'audit.purge':
       return audit(req.handle).purge(req.nowMs);
     case 'replay.spend':
-      return replay(req.handle).spendKey(Buffer.from(req.key), req.exp);
+      return replay(req.handle).spendKey(
+        Buffer.from(req.key.buffer, req.key.byteOffset, req.key.byteLength),
+        req.exp,
+      );
   }
 }
 
