@@ -3,10 +3,10 @@
  * refuses to send anything elsewhere (CDS Hooks: the token is for `fhirServer` only; sec-9: never
  * forwarded). No other code in crdkit sends an `Authorization` header to a FHIR server.
  */
-import { Agent, request } from 'node:https';
+import { request } from 'node:https';
 import type { Resource } from '@medplum/fhirtypes';
 import { tooDeep } from '../cds/shapes.js';
-import { clientTlsOptions } from '../tls/options.js';
+import { sharedAgent } from '../tls/agents.js';
 
 /** Why a FHIR interaction failed: the caller turns these into resp-43 `technical` reasons. */
 export class FhirError extends Error {
@@ -31,18 +31,6 @@ export interface FhirClientOptions {
   maxResponseBytes: number;
   /** Extra trust anchors (PEM) for the EHR's FHIR server certificate. */
   ca?: string | Buffer;
-}
-
-/** Shared TLS agents, one per CA, so connections to the EHR are reused across calls. */
-const agents = new Map<string, Agent>();
-function agentFor(ca?: string | Buffer): Agent {
-  const key = ca ? ca.toString() : '';
-  let agent = agents.get(key);
-  if (!agent) {
-    agent = new Agent({ ...clientTlsOptions(ca), keepAlive: true, maxSockets: 32 });
-    agents.set(key, agent);
-  }
-  return agent;
 }
 
 /** Decides whether `fhirServer` may be contacted for a client: https and a registered origin. */
@@ -151,7 +139,7 @@ export class FhirClient {
     return new Promise((resolve, reject) => {
       const req = request(url, {
         method,
-        agent: agentFor(this.#options.ca),
+        agent: sharedAgent({ ca: this.#options.ca, maxSockets: 32 }),
         headers: {
           Accept: 'application/fhir+json',
           Authorization: `Bearer ${this.#token}`,

@@ -5,9 +5,9 @@
  * (https, certificate checked, no redirects followed) and appears in no error or log line.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:https';
+import { request } from 'node:https';
 import { importJWK, SignJWT, type JWK } from 'jose';
-import { clientTlsOptions } from '../tls/options.js';
+import { sharedAgent } from '../tls/agents.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -77,17 +77,6 @@ export interface ExchangedToken {
 
 /** Seconds a client assertion is valid (SMART: `exp` at most 5 minutes ahead). */
 const ASSERTION_LIFETIME = 60;
-
-const agents = new Map<string, Agent>();
-function agentFor(ca?: string | Buffer): Agent {
-  const key = ca ? ca.toString() : '';
-  let agent = agents.get(key);
-  if (!agent) {
-    agent = new Agent({ ...clientTlsOptions(ca), keepAlive: true, maxSockets: 16 });
-    agents.set(key, agent);
-  }
-  return agent;
-}
 
 function endpointUrl(tokenEndpoint: string): URL {
   if (typeof tokenEndpoint !== 'string' || !URL.canParse(tokenEndpoint)) {
@@ -297,7 +286,11 @@ function post(
       if (finish()) reject(err);
       req.destroy();
     };
-    const req = request(url, { method: 'POST', agent: agentFor(ca), headers });
+    const req = request(url, {
+      method: 'POST',
+      agent: sharedAgent({ ca, maxSockets: 16 }),
+      headers,
+    });
     const timer = setTimeout(
       () => fail(new DelegateError('ERR_DELEGATE_TIMEOUT', 'token endpoint timed out')),
       timeoutMs,

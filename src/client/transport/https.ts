@@ -4,11 +4,10 @@
  * mutual TLS when configured). JSON only, size-capped, no redirects followed. Errors carry a
  * stable code and a fixed message: never the token, the URL or the response body.
  */
-import { createHash } from 'node:crypto';
-import { Agent, request } from 'node:https';
+import { request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { tooDeep } from '../../cds/shapes.js';
-import { clientTlsOptions } from '../../tls/options.js';
+import { sharedAgent } from '../../tls/agents.js';
 
 export type HookCallErrorCode =
   | 'ERR_HOOK_INPUT'
@@ -78,26 +77,6 @@ export function getJson(url: string, opts: HookCallOptions): Promise<HookCallRes
   return call('GET', url, undefined, opts);
 }
 
-/** Shared TLS agents per trust and client-certificate setting (keyed by a digest, not the PEM). */
-const agents = new Map<string, Agent>();
-function agentFor(opts: HookCallOptions): Agent {
-  const key = createHash('sha256')
-    .update(JSON.stringify([opts.ca, opts.cert, opts.key].map((v) => (v ? v.toString() : ''))))
-    .digest('hex');
-  let agent = agents.get(key);
-  if (!agent) {
-    agent = new Agent({
-      ...clientTlsOptions(opts.ca),
-      ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
-      ...(opts.key !== undefined ? { key: opts.key } : {}),
-      keepAlive: true,
-      maxSockets: 32,
-    });
-    agents.set(key, agent);
-  }
-  return agent;
-}
-
 function checkUrl(url: string): URL {
   if (typeof url !== 'string' || !URL.canParse(url)) {
     throw new HookCallError('ERR_HOOK_URL', 'the service URL is not a URL');
@@ -147,7 +126,12 @@ function call(
   }
 
   return new Promise((resolve, reject) => {
-    const req = request(target, { method, headers, agent: agentFor(opts), signal: opts.signal });
+    const req = request(target, {
+      method,
+      headers,
+      agent: sharedAgent({ ca: opts.ca, cert: opts.cert, key: opts.key, maxSockets: 32 }),
+      signal: opts.signal,
+    });
     req.on('error', (err: NodeJS.ErrnoException) => reject(toHookCallError(err)));
     req.on('response', (res) => {
       // Stops reading: later stream errors are expected and have nowhere to go.
