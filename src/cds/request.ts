@@ -8,6 +8,7 @@ import { CdsError } from './outcome.js';
 import { resourceShapeProblem } from './shapes.js';
 import type { ContextField, HookDefinition } from '../crd/hooks.js';
 
+/** The CDS Hooks `fhirAuthorization` object as received (`subject`: the CRD server's client id). */
 export interface FhirAuthorization {
   access_token: string;
   token_type: 'Bearer';

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuditStore } from '../../audit/types.js';
+import type { FhirAuthorization as WireFhirAuthorization } from '../../cds/request.js';
 import type { TokenResolver } from '../types.js';
 
 /** One registered OAuth client. */
@@ -132,16 +133,12 @@ export interface HookTokenInput {
   lifetimeSeconds?: number;
 }
 
-/** The CDS Hooks `fhirAuthorization` object of one hook call. */
-export interface FhirAuthorization {
-  access_token: string;
-  token_type: 'Bearer';
-  expires_in: number;
-  scope: string;
-  /** The CRD server's OAuth client id. */
-  subject: string;
-  patient: string;
-}
+/**
+ * The CDS Hooks `fhirAuthorization` object the EHR issues for one hook call: the wire shape
+ * (`src/cds/request.ts`, where `patient` is optional), always with the patient. `subject` is
+ * the CRD server's OAuth client id.
+ */
+export type FhirAuthorization = Omit<WireFhirAuthorization, 'patient'> & { patient: string };
 
 /** The EHR's authorization server. */
 export interface AuthorizationServer {
